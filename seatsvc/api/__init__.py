@@ -1,0 +1,1 @@
+"""HTTP views: load (schema), call (one service in one transaction), dump (schema)."""

@@ -1,0 +1,44 @@
+"""How a view runs its one service call: one transaction, then the after-commit dispatch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TypeVar
+
+from flask import current_app, request
+from sqlalchemy.orm import Session
+
+from seatsvc.runtime import Runtime
+from seatsvc.services.members import InvitePolicy
+from seatsvc.services.outbox import OutboxTouched
+
+T = TypeVar("T")
+
+
+def runtime() -> Runtime:
+    found: Runtime = current_app.extensions["seatsvc"]
+    return found
+
+
+def transaction(work: Callable[[Session], T]) -> T:
+    rt = runtime()
+    touched: list[OutboxTouched | None] = [None]
+
+    def unit(session: Session) -> T:
+        result = work(session)
+        touched[0] = session.info.pop("outbox", None)
+        return result
+
+    return rt.db.run(unit, after_commit=lambda _result: rt.after_commit(touched[0]))
+
+
+def invite_policy() -> InvitePolicy:
+    config = runtime().config
+    return InvitePolicy(config.secret_key, timedelta(hours=config.invite_ttl_hours))
+
+
+def actor() -> str:
+    """Who acted, as the caller tells us (`X-Actor`), for the seat ledger."""
+    claimed = request.headers.get("X-Actor", "").strip()
+    return claimed[:64] if claimed.isprintable() and claimed else "api"

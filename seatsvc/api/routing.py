@@ -1,0 +1,99 @@
+"""The `route` decorator: load the body/query with a schema, dump the answer.
+
+It also records each route's schemas on the view, which is what
+`seatsvc.openapi` reads: the document is built from the very schemas that
+validate requests, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from marshmallow import Schema
+from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
+from werkzeug.routing import BaseConverter
+
+from seatsvc.errors import BadRequest
+
+SEATSVC_ID = "[A-Za-z0-9_.:-]{1,64}"
+
+
+class IdConverter(BaseConverter):
+    """An agency or member id: 1-64 chars of [A-Za-z0-9_.:-]; anything else is a 404."""
+
+    regex = SEATSVC_ID
+
+
+class SeatTypeConverter(BaseConverter):
+    regex = "base|voice"
+
+
+@dataclass
+class RouteDoc:
+    summary: str
+    body: type[Schema] | None = None
+    query: type[Schema] | None = None
+    response: type[Schema] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    auth: bool = True
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+def route(
+    blueprint: Blueprint,
+    rule: str,
+    method: str,
+    summary: str,
+    *,
+    body: type[Schema] | None = None,
+    query: type[Schema] | None = None,
+    response: type[Schema] | None = None,
+    status: int = 200,
+    errors: tuple[int, ...] = (),
+    auth: bool = True,
+) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
+    doc = RouteDoc(summary, body, query, response, status, errors, auth, (blueprint.name,))
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
+        @functools.wraps(view)
+        def wrapper(**path: Any) -> Response:
+            kwargs = dict(path)
+            if body is not None:
+                kwargs["data"] = body().load(_json_body())
+            if query is not None:
+                kwargs["params"] = query().load(request.args.to_dict())
+            result = view(**kwargs)
+            code = status
+            if isinstance(result, tuple):
+                result, code = result
+            payload = response().dump(result) if response is not None else result
+            answer = jsonify(payload)
+            answer.status_code = code
+            return answer
+
+        wrapper.__openapi__ = doc  # type: ignore[attr-defined]
+        blueprint.add_url_rule(rule, view.__name__, wrapper, methods=[method])
+        return wrapper
+
+    return decorate
+
+
+def _json_body() -> Any:
+    """The JSON body; an empty body counts as `{}` so optional-body calls need none."""
+    if not request.get_data(cache=True):
+        return {}
+    if not request.is_json:
+        raise BadRequest("the body must be JSON (Content-Type: application/json)")
+    try:
+        return request.get_json()
+    except WerkzeugBadRequest as error:
+        raise BadRequest("the body is not valid JSON") from error
+
+
+def config() -> Any:
+    return current_app.config["SEATSVC"]

@@ -1,0 +1,70 @@
+"""What the app and the workers share: config, database, Redis, the outbox dispatcher."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import redis
+
+from seatsvc.config import Config
+from seatsvc.db import Database
+from seatsvc.services.outbox import OutboxTouched
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher(Protocol):
+    """Called after commit with what the transaction put in the outbox."""
+
+    def dispatch(self, touched: OutboxTouched) -> None: ...
+
+
+class NullDispatcher:
+    """Until the workers exist, outbox rows simply wait for the sweep."""
+
+    def dispatch(self, touched: OutboxTouched) -> None:
+        return None
+
+
+def connect_redis(url: str | None) -> redis.Redis:
+    """The configured Redis, or an in-process fake one when none is configured."""
+    if url:
+        return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    import fakeredis
+
+    log.info("REDIS_URL is not set: using an in-process fake Redis")
+    return fakeredis.FakeRedis(server=_embedded_server())
+
+
+_EMBEDDED: list[object] = []
+
+
+def _embedded_server() -> object:
+    import fakeredis
+
+    if not _EMBEDDED:
+        _EMBEDDED.append(fakeredis.FakeServer())
+    return _EMBEDDED[0]
+
+
+@dataclass
+class Runtime:
+    config: Config
+    db: Database
+    redis: redis.Redis
+    dispatcher: Dispatcher = field(default_factory=NullDispatcher)
+
+    @classmethod
+    def build(cls, config: Config) -> Runtime:
+        return cls(config=config, db=Database(config.database_url), redis=connect_redis(
+            config.redis_url))
+
+    def after_commit(self, touched: OutboxTouched | None) -> None:
+        if touched is None:
+            return
+        try:
+            self.dispatcher.dispatch(touched)
+        except Exception:  # Redis down: the rows are committed; the sweep re-enqueues them
+            log.warning("could not enqueue outbox work; the sweep will retry", exc_info=True)

@@ -1,0 +1,1 @@
+"""Services: take a Session, make one change with its outbox rows, never commit."""

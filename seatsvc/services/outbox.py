@@ -1,0 +1,88 @@
+"""Outbox rows, written in the same transaction as the change they announce.
+
+After commit, the unit of work hands `session.info["outbox"]` to the
+dispatcher (which enqueues RQ jobs); if Redis is down the rows stay pending
+and the periodic sweep picks them up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from seatsvc.models import BillingOutbox, Notification, utcnow
+from seatsvc.types import NotificationKind, OutboxStatus
+
+
+@dataclass
+class OutboxTouched:
+    """What this transaction asked the workers to do, for the after-commit dispatch."""
+
+    billing_agency_ids: set[str] = field(default_factory=set)
+    notification_keys: set[str] = field(default_factory=set)
+    reconcile_agency_ids: set[str] = field(default_factory=set)
+
+
+def touched(session: Session) -> OutboxTouched:
+    found = session.info.get("outbox")
+    if found is None:
+        found = session.info["outbox"] = OutboxTouched()
+    return found  # type: ignore[no-any-return]
+
+
+def create_billing_outbox(session: Session, agency_id: str) -> None:
+    session.add(BillingOutbox(agency_id=agency_id, desired_version=1))
+    touched(session).billing_agency_ids.add(agency_id)
+
+
+def request_billing_sync(session: Session, agency_id: str) -> None:
+    """The agency's desired Stripe state changed: one more version to converge to."""
+    session.execute(
+        update(BillingOutbox)
+        .where(BillingOutbox.agency_id == agency_id)
+        .values(
+            desired_version=BillingOutbox.desired_version + 1,
+            status=OutboxStatus.PENDING,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    touched(session).billing_agency_ids.add(agency_id)
+
+
+def request_reconcile(session: Session, agency_id: str) -> BillingOutbox:
+    row = session.execute(
+        select(BillingOutbox).where(BillingOutbox.agency_id == agency_id).with_for_update()
+    ).scalar_one()
+    row.reconcile_requested_at = utcnow()
+    touched(session).reconcile_agency_ids.add(agency_id)
+    return row
+
+
+def notify(
+    session: Session,
+    kind: NotificationKind,
+    dedupe_key: str,
+    agency_id: str,
+    member_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    """Owe one email per cause: a second row with the same key is silently dropped."""
+    values = {
+        "dedupe_key": dedupe_key,
+        "kind": kind.value,
+        "agency_id": agency_id,
+        "member_id": member_id,
+        "payload": payload or {},
+        "created_at": utcnow(),
+    }
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        insert(Notification).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    )
+    touched(session).notification_keys.add(dedupe_key)

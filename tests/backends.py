@@ -1,0 +1,94 @@
+"""Which database and Redis the suite runs on, and their life cycle.
+
+Fresh machine: SQLite and fakeredis. When PostgreSQL/Redis answer on the
+default local ports they are used too. Under CI=true they are required: a
+missing one fails the run instead of silently shrinking it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+
+import psycopg
+import redis
+from sqlalchemy import text
+
+from seatsvc.db import make_engine
+from seatsvc.migrate import upgrade
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def postgres_reachable() -> str | None:
+    """None if PostgreSQL answers, else why not."""
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as error:
+        return f"{type(error).__name__}: {error}".strip()
+
+
+def redis_reachable() -> str | None:
+    try:
+        redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+@dataclass
+class TestDatabase:
+    backend: str
+    url: str
+    _name: str | None = None
+
+    @classmethod
+    def create_postgres(cls) -> TestDatabase:
+        name = f"seatsvc_test_{os.getpid()}_{secrets.token_hex(4)}"
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+        database = cls("postgresql", f"{base}/{name}", name)
+        try:
+            upgrade(database.url)
+        except BaseException:
+            database.drop()
+            raise
+        return database
+
+    @classmethod
+    def create_sqlite(cls, directory: str) -> TestDatabase:
+        database = cls("sqlite", f"sqlite:///{directory}/seatsvc-test.sqlite3")
+        upgrade(database.url)
+        return database
+
+    def drop(self) -> None:
+        if self.backend != "postgresql" or self._name is None:
+            return
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{self._name}" WITH (FORCE)')
+
+
+TABLES_CHILD_FIRST = (
+    "invites", "notifications", "seat_events", "billing_outbox", "members", "seat_pools",
+    "agencies",
+)
+
+
+def empty_tables(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text(f"TRUNCATE {', '.join(TABLES_CHILD_FIRST)} CASCADE"))
+            else:
+                for table in TABLES_CHILD_FIRST:
+                    connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608
+    finally:
+        engine.dispose()

@@ -149,9 +149,7 @@ def decide_quantity_change(pool: PoolState, quantity: int) -> QuantityChange:
     return QuantityChange(0, None)
 
 
-def check_settings_change(
-    baa_signed: bool, turning_auto_add_on: bool, setting_a_cap: bool
-) -> None:
+def check_settings_change(baa_signed: bool, turning_auto_add_on: bool, setting_a_cap: bool) -> None:
     """Auto-Add (and its cap) is locked until the BAA is signed; turning it off never is."""
     if (turning_auto_add_on or setting_a_cap) and not baa_signed:
         raise BaaRequired("Auto-Add Seats is locked until the agency's BAA is signed")

@@ -154,9 +154,7 @@ class Invite(Base):
     __tablename__ = "invites"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    member_id: Mapped[str] = mapped_column(
-        ForeignKey("members.id", ondelete="CASCADE"), index=True
-    )
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -218,9 +216,7 @@ class Notification(Base):
     )
     member_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(
-        String(16), default=NotificationStatus.PENDING, index=True
-    )
+    status: Mapped[str] = mapped_column(String(16), default=NotificationStatus.PENDING, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

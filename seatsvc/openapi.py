@@ -7,11 +7,10 @@ from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, Flask, current_app, jsonify
-from flask.typing import ResponseReturnValue
+from flask import Blueprint, Flask, current_app
 
 from seatsvc import schemas
-from seatsvc.api.routing import SEATSVC_ID, RouteDoc
+from seatsvc.api.routing import SEATSVC_ID, RouteDoc, route
 
 _PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 _CONVERTER_SCHEMAS = {
@@ -20,8 +19,14 @@ _CONVERTER_SCHEMAS = {
     None: {"type": "string"},
 }
 _ERROR_TEXT = {
-    400: "bad_request", 401: "unauthorized", 404: "not_found", 409: "conflict (see code)",
-    410: "invite_expired", 413: "payload_too_large", 422: "validation_error", 503: "unavailable",
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    409: "conflict (see code)",
+    410: "invite_expired",
+    413: "payload_too_large",
+    422: "validation_error",
+    503: "unavailable",
 }
 
 bp = Blueprint("openapi", __name__)
@@ -55,14 +60,20 @@ def _operation(rule: str, doc: RouteDoc) -> dict[str, Any]:
         "summary": doc.summary,
         "tags": list(doc.tags),
         "parameters": [
-            {"in": "path", "name": name, "required": True,
-             "schema": _CONVERTER_SCHEMAS.get(converter or None, {"type": "string"})}
+            {
+                "in": "path",
+                "name": name,
+                "required": True,
+                "schema": _CONVERTER_SCHEMAS.get(converter or None, {"type": "string"}),
+            }
             for converter, name in _PARAM.findall(rule)
         ],
         "responses": {
             str(doc.status): _response(doc.response, "OK"),
-            **{str(code): _response(None, _ERROR_TEXT.get(code, "error"), error=True)
-               for code in doc.errors},
+            **{
+                str(code): _response(None, _ERROR_TEXT.get(code, "error"), error=True)
+                for code in doc.errors
+            },
         },
     }
     if doc.query is not None:
@@ -85,9 +96,9 @@ def _response(schema: Any, description: str, error: bool = False) -> dict[str, A
     return {"description": description, "content": {"application/json": {"schema": body}}}
 
 
-@bp.get("/openapi.json")
-def openapi_document() -> ResponseReturnValue:
+@route(bp, "/openapi.json", "GET", "This OpenAPI document", auth=False)
+def openapi_document() -> dict[str, Any]:
     cached = current_app.extensions.get("seatsvc_openapi")
     if cached is None:
         cached = current_app.extensions["seatsvc_openapi"] = build_spec(current_app)
-    return jsonify(cached)
+    return cached  # type: ignore[no-any-return]

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import fakeredis
 import redis
 
 from seatsvc.config import Config
@@ -32,18 +33,14 @@ def connect_redis(url: str | None) -> redis.Redis:
     """The configured Redis, or an in-process fake one when none is configured."""
     if url:
         return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    import fakeredis
-
     log.info("REDIS_URL is not set: using an in-process fake Redis")
     return fakeredis.FakeRedis(server=_embedded_server())
 
 
-_EMBEDDED: list[object] = []
+_EMBEDDED: list[fakeredis.FakeServer] = []
 
 
-def _embedded_server() -> object:
-    import fakeredis
-
+def _embedded_server() -> fakeredis.FakeServer:
     if not _EMBEDDED:
         _EMBEDDED.append(fakeredis.FakeServer())
     return _EMBEDDED[0]
@@ -58,8 +55,9 @@ class Runtime:
 
     @classmethod
     def build(cls, config: Config) -> Runtime:
-        return cls(config=config, db=Database(config.database_url), redis=connect_redis(
-            config.redis_url))
+        return cls(
+            config=config, db=Database(config.database_url), redis=connect_redis(config.redis_url)
+        )
 
     def after_commit(self, touched: OutboxTouched | None) -> None:
         if touched is None:

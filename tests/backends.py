@@ -53,7 +53,9 @@ class TestDatabase:
         name = f"seatsvc_test_{os.getpid()}_{secrets.token_hex(4)}"
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{name}"')
-        base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+        base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace(
+            "postgresql://", "postgresql+psycopg://"
+        )
         database = cls("postgresql", f"{base}/{name}", name)
         try:
             upgrade(database.url)
@@ -76,7 +78,12 @@ class TestDatabase:
 
 
 TABLES_CHILD_FIRST = (
-    "invites", "notifications", "seat_events", "billing_outbox", "members", "seat_pools",
+    "invites",
+    "notifications",
+    "seat_events",
+    "billing_outbox",
+    "members",
+    "seat_pools",
     "agencies",
 )
 
@@ -89,6 +96,6 @@ def empty_tables(url: str) -> None:
                 connection.execute(text(f"TRUNCATE {', '.join(TABLES_CHILD_FIRST)} CASCADE"))
             else:
                 for table in TABLES_CHILD_FIRST:
-                    connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608
+                    connection.execute(text(f"DELETE FROM {table}"))
     finally:
         engine.dispose()

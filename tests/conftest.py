@@ -49,9 +49,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest.fixture(scope="session", params=_available_backends())
-def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-    backends.TestDatabase
-]:
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[backends.TestDatabase]:
     if request.param == "postgresql":
         created = backends.TestDatabase.create_postgres()
     else:

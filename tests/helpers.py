@@ -39,9 +39,12 @@ class Api:
         baa: bool = True,
         trial: bool = False,
     ) -> Any:
-        self.ok("PUT", f"/v1/agencies/{agency_id}",
-                {"name": "Clinic", "admin_emails": ["admin@clinic.example"], "trial": trial},
-                status=201)
+        self.ok(
+            "PUT",
+            f"/v1/agencies/{agency_id}",
+            {"name": "Clinic", "admin_emails": ["admin@clinic.example"], "trial": trial},
+            status=201,
+        )
         if baa:
             self.ok("POST", f"/v1/agencies/{agency_id}/baa", {})
         if seats is not None:
@@ -53,14 +56,29 @@ class Api:
         return self.ok("GET", f"/v1/agencies/{agency_id}")
 
     def join(self, member_id: str, agency_id: str = "clinic", seat_type: str = "base") -> Any:
-        return self.ok("POST", f"/v1/agencies/{agency_id}/members",
-                       {"member_id": member_id, "email": f"{member_id}@staff.example",
-                        "seat_type": seat_type, "source": "auto_join"}, status=201)
+        return self.ok(
+            "POST",
+            f"/v1/agencies/{agency_id}/members",
+            {
+                "member_id": member_id,
+                "email": f"{member_id}@staff.example",
+                "seat_type": seat_type,
+                "source": "auto_join",
+            },
+            status=201,
+        )
 
     def invite(self, member_id: str, agency_id: str = "clinic", seat_type: str = "base") -> Any:
-        return self.call("POST", f"/v1/agencies/{agency_id}/members",
-                         {"member_id": member_id, "email": f"{member_id}@staff.example",
-                          "seat_type": seat_type, "source": "invite"})
+        return self.call(
+            "POST",
+            f"/v1/agencies/{agency_id}/members",
+            {
+                "member_id": member_id,
+                "email": f"{member_id}@staff.example",
+                "seat_type": seat_type,
+                "source": "invite",
+            },
+        )
 
     def seat_request(self, member_id: str, agency_id: str = "clinic") -> Any:
         return self.ok("POST", f"/v1/agencies/{agency_id}/members/{member_id}/seat-request")

@@ -43,7 +43,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ValidationError)
     def _validation(error: ValidationError) -> Response:
-        details = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
+        messages = error.messages
+        details = messages if isinstance(messages, dict) else {"_schema": messages}
         return error_response(422, "validation_error", "the request has invalid fields", details)
 
     @app.errorhandler(HTTPException)

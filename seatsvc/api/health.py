@@ -15,14 +15,27 @@ from seatsvc.errors import Unavailable
 bp = Blueprint("health", __name__)
 
 
-@route(bp, "/healthz", "GET", "Liveness: the process answers", response=schemas.StatusSchema,
-       auth=False)
+@route(
+    bp,
+    "/healthz",
+    "GET",
+    "Liveness: the process answers",
+    response=schemas.StatusSchema,
+    auth=False,
+)
 def healthz() -> dict[str, Any]:
     return {"status": "ok", "checks": {}}
 
 
-@route(bp, "/readyz", "GET", "Readiness: the database and Redis are reachable",
-       response=schemas.StatusSchema, errors=(503,), auth=False)
+@route(
+    bp,
+    "/readyz",
+    "GET",
+    "Readiness: the database and Redis are reachable",
+    response=schemas.StatusSchema,
+    errors=(503,),
+    auth=False,
+)
 def readyz() -> dict[str, Any]:
     rt = runtime()
     checks = {"database": _check(lambda: _ping_database(rt)), "redis": _check(rt.redis.ping)}

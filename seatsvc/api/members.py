@@ -17,18 +17,31 @@ MEMBERS = "/agencies/<id:agency_id>/members"
 MEMBER = MEMBERS + "/<id:member_id>"
 
 
-@route(bp, MEMBERS, "POST", "Register an auto-joined member or invite one",
-       body=schemas.MemberCreateSchema, response=schemas.MemberSchema, status=201,
-       errors=(400, 401, 404, 409, 413, 422))
+@route(
+    bp,
+    MEMBERS,
+    "POST",
+    "Register an auto-joined member or invite one",
+    body=schemas.MemberCreateSchema,
+    response=schemas.MemberSchema,
+    status=201,
+    errors=(400, 401, 404, 409, 413, 422),
+)
 def create_member(agency_id: str, data: dict[str, Any]) -> tuple[Member, int]:
     policy = invite_policy()
     result = transaction(lambda s: members.register_member(s, agency_id, data, policy))
     return result.member, 201 if result.created else 200
 
 
-@route(bp, MEMBERS, "GET", "List members, optionally by status",
-       query=schemas.MembersQuerySchema, response=schemas.MemberListSchema,
-       errors=(401, 404, 422))
+@route(
+    bp,
+    MEMBERS,
+    "GET",
+    "List members, optionally by status",
+    query=schemas.MembersQuerySchema,
+    response=schemas.MemberListSchema,
+    errors=(401, 404, 422),
+)
 def list_members(agency_id: str, params: dict[str, Any]) -> dict[str, list[Member]]:
     found = transaction(lambda s: members.list_members(s, agency_id, params.get("status")))
     return {"members": found}
@@ -39,36 +52,66 @@ def get_member(agency_id: str, member_id: str) -> Member:
     return transaction(lambda s: members.get_member(s, agency_id, member_id))
 
 
-@route(bp, MEMBER + "/seat-request", "POST", "First verified login: take, add or block a seat",
-       response=schemas.SeatRequestResultSchema, errors=(401, 404, 409))
+@route(
+    bp,
+    MEMBER + "/seat-request",
+    "POST",
+    "First verified login: take, add or block a seat",
+    response=schemas.SeatRequestResultSchema,
+    errors=(401, 404, 409),
+)
 def seat_request(agency_id: str, member_id: str) -> members.SeatRequestResult:
     return transaction(lambda s: members.request_seat(s, agency_id, member_id))
 
 
-@route(bp, MEMBER + "/reinvite", "POST", "Re-invite a blocked (or expired invited) member",
-       response=schemas.MemberSchema, errors=(401, 404, 409))
+@route(
+    bp,
+    MEMBER + "/reinvite",
+    "POST",
+    "Re-invite a blocked (or expired invited) member",
+    response=schemas.MemberSchema,
+    errors=(401, 404, 409),
+)
 def reinvite(agency_id: str, member_id: str) -> Member:
     policy = invite_policy()
     return transaction(lambda s: members.reinvite(s, agency_id, member_id, policy))
 
 
-@route(bp, MEMBER + "/seat", "PUT", "Move a member to another seat type",
-       body=schemas.SeatMoveSchema, response=schemas.MemberSchema,
-       errors=(400, 401, 404, 409, 422))
+@route(
+    bp,
+    MEMBER + "/seat",
+    "PUT",
+    "Move a member to another seat type",
+    body=schemas.SeatMoveSchema,
+    response=schemas.MemberSchema,
+    errors=(400, 401, 404, 409, 422),
+)
 def move_seat(agency_id: str, member_id: str, data: dict[str, Any]) -> Member:
     return transaction(
         lambda s: members.change_seat_type(s, agency_id, member_id, data["seat_type"])
     )
 
 
-@route(bp, MEMBER, "DELETE", "Remove a member: frees the seat, keeps the purchased count",
-       response=schemas.MemberSchema, errors=(401, 404))
+@route(
+    bp,
+    MEMBER,
+    "DELETE",
+    "Remove a member: frees the seat, keeps the purchased count",
+    response=schemas.MemberSchema,
+    errors=(401, 404),
+)
 def remove_member(agency_id: str, member_id: str) -> Member:
     return transaction(lambda s: members.remove_member(s, agency_id, member_id))
 
 
-@route(bp, "/invites/accept", "POST", "Accept an invite with its one-click token",
-       body=schemas.AcceptInviteSchema, response=schemas.MemberSchema,
-       errors=(400, 401, 404, 410, 422))
+@route(
+    bp,
+    "/invites/accept",
+    "POST",
+    "Accept an invite with its one-click token",
+    body=schemas.AcceptInviteSchema,
+    response=schemas.MemberSchema,
+    errors=(400, 401, 404, 410, 422),
+)
 def accept_invite(data: dict[str, Any]) -> Member:
     return transaction(lambda s: members.accept_invite(s, data["token"]))

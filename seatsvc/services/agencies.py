@@ -103,8 +103,16 @@ def _create_agency(session: Session, agency_id: str, data: dict[str, Any]) -> Ag
         trial_seats = 1 if trial and seat_type == TRIAL_SEAT_TYPE else 0
         session.add(SeatPool(agency_id=agency_id, seat_type=seat_type, purchased=trial_seats))
         if trial_seats:
-            record_seat_event(session, agency_id, SeatEventType.PURCHASED, seat_type, trial_seats,
-                    trial_seats, actor="system", detail={"reason": "trial"})
+            record_seat_event(
+                session,
+                agency_id,
+                SeatEventType.PURCHASED,
+                seat_type,
+                trial_seats,
+                trial_seats,
+                actor="system",
+                detail={"reason": "trial"},
+            )
     # Provision (or link) the Stripe subscription: the billing worker's first job.
     outbox.create_billing_outbox(session, agency_id)
     session.flush()
@@ -164,7 +172,9 @@ def set_seat_quantity(
     if change.event_type is not None:
         pool = pools[seat_type]
         pool.purchased = quantity
-        record_seat_event(session, agency_id, change.event_type, seat_type, change.delta, quantity, actor)
+        record_seat_event(
+            session, agency_id, change.event_type, seat_type, change.delta, quantity, actor
+        )
         outbox.request_billing_sync(session, agency_id)
     return view_agency(session, agency)
 
@@ -218,4 +228,3 @@ def record_seat_event(
             detail=detail or {},
         )
     )
-

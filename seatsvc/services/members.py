@@ -139,8 +139,12 @@ def _invite(
         f"invite:{invite.id}",
         agency.id,
         member.id,
-        {"invite_id": invite.id, "expires_at": invite.expires_at.isoformat(),
-         "reinvite": reinvite, "seat_type": member.seat_type},
+        {
+            "invite_id": invite.id,
+            "expires_at": invite.expires_at.isoformat(),
+            "reinvite": reinvite,
+            "seat_type": member.seat_type,
+        },
     )
 
 
@@ -175,15 +179,20 @@ def _apply_first_login(
             f"blocked:{member.id}:v{member.version}",
             agency.id,
             member.id,
-            {"reason": decision.reason, "seat_type": member.seat_type,
-             "purchased": pool.purchased},
+            {"reason": decision.reason, "seat_type": member.seat_type, "purchased": pool.purchased},
         )
         return
     if decision.outcome == SeatOutcome.AUTO_ADDED:
         pool.purchased += decision.seats_added
         record_seat_event(
-            session, agency.id, SeatEventType.AUTO_ADDED, member.seat_type,
-            decision.seats_added, pool.purchased, actor="auto_add", member_id=member.id,
+            session,
+            agency.id,
+            SeatEventType.AUTO_ADDED,
+            member.seat_type,
+            decision.seats_added,
+            pool.purchased,
+            actor="auto_add",
+            member_id=member.id,
         )
         outbox.request_billing_sync(session, agency.id)
     _activate(member)
@@ -194,14 +203,15 @@ def _apply_first_login(
             f"auto_added:{member.id}:v{member.version}",
             agency.id,
             member.id,
-            {"seat_type": member.seat_type, "seats_added": decision.seats_added,
-             "purchased_after": pool.purchased},
+            {
+                "seat_type": member.seat_type,
+                "seats_added": decision.seats_added,
+                "purchased_after": pool.purchased,
+            },
         )
 
 
-def reinvite(
-    session: Session, agency_id: str, member_id: str, policy: InvitePolicy
-) -> Member:
+def reinvite(session: Session, agency_id: str, member_id: str, policy: InvitePolicy) -> Member:
     member = get_member(session, agency_id, member_id, lock=True)
     if member.status not in (MemberStatus.BLOCKED, MemberStatus.INVITED):
         raise InvalidState(

@@ -32,7 +32,8 @@ def touched(session: Session) -> OutboxTouched:
     found = session.info.get("outbox")
     if found is None:
         found = session.info["outbox"] = OutboxTouched()
-    return found  # type: ignore[no-any-return]
+    assert isinstance(found, OutboxTouched)
+    return found
 
 
 def create_billing_outbox(session: Session, agency_id: str) -> None:

@@ -34,7 +34,7 @@ def seats_used(session: Session, agency_id: str) -> dict[str, int]:
         .where(Member.agency_id == agency_id, Member.status.in_(SEAT_HOLDING_STATUSES))
         .group_by(Member.seat_type)
     ).all()
-    return {seat_type: count for seat_type, count in rows}
+    return {seat_type: int(count) for seat_type, count in rows}
 
 
 def pool_state(
@@ -55,8 +55,8 @@ def pool_state(
     )
 
 
-def locked_pool_state(session: Session, agency: Agency, seat_type: str) -> tuple[
-    dict[str, SeatPool], PoolState
-]:
+def locked_pool_state(
+    session: Session, agency: Agency, seat_type: str
+) -> tuple[dict[str, SeatPool], PoolState]:
     pools = lock_pools(session, agency.id)
     return pools, pool_state(session, agency, pools, seat_type)

@@ -1,0 +1,215 @@
+"""`StripeEmulator`: the server, its state and the test controls, usable in-process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import stripe
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from stripe_emulator import lifecycle, routes_core, subscriptions
+from stripe_emulator.clock import Clock
+from stripe_emulator.context import Ctx
+from stripe_emulator.control import ControlAPI
+from stripe_emulator.events import EventBus, WebhookDispatcher
+from stripe_emulator.render import render
+from stripe_emulator.server import StripeApp
+from stripe_emulator.store import FailureRule, Store
+from stripe_emulator.wire import JSONDict
+
+log = logging.getLogger("stripe_emulator")
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        log.debug("%s %s", self.requestline, code)
+
+
+class StripeEmulator:
+    """A stateful Stripe API emulator that the official SDK talks to over HTTP.
+
+    >>> emu = StripeEmulator(); url = emu.start()
+    >>> client = emu.client()          # stripe.StripeClient(base_addresses={"api": url})
+    >>> emu.stop()
+    """
+
+    def __init__(self, api_key: str | None = None) -> None:
+        self.api_key = api_key  # None: any sk_test_/rk_test_ key is accepted
+        self.clock = Clock()
+        self.store = Store(self.clock)
+        self.dispatcher = WebhookDispatcher(self.store)
+        self.bus = EventBus(self.store, self.dispatcher)
+        self.control = ControlAPI(self)
+        self.app = StripeApp(self)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on a background thread; returns the base URL (pass it as
+        `base_addresses={"api": url}`)."""
+        self._server = make_server(
+            host, port, self.app, threaded=True, request_handler=_QuietHandler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="stripe-emulator-http", daemon=True
+        )
+        self._thread.start()
+        return self.base_url
+
+    def serve_forever(self, host: str = "127.0.0.1", port: int = 12111) -> None:
+        self._server = make_server(host, port, self.app, threaded=True)
+        self._server.serve_forever()
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "emulator not started"
+        return f"http://{self._server.host}:{self._server.server_port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        self.dispatcher.stop()
+
+    def client(self, api_key: str = "sk_test_emulator", **kwargs: Any) -> stripe.StripeClient:
+        kwargs.setdefault("max_network_retries", 0)
+        return stripe.StripeClient(api_key, base_addresses={"api": self.base_url}, **kwargs)
+
+    # -- state -----------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget every object, event, key, log entry and knob; restart the clock."""
+        self.dispatcher.wait_idle(timeout=2)
+        self.dispatcher.reset()
+        self.store.reset()
+        self.clock.reset()
+
+    def get(self, obj_id: str) -> JSONDict | None:
+        """Any stored object as Stripe would show it (None when unknown)."""
+        with self.store.mutex:
+            obj = self.store.objects.get(obj_id)
+            return render(self.store, obj) if obj is not None else None
+
+    def objects(self, kind: str) -> list[JSONDict]:
+        with self.store.mutex:
+            return [render(self.store, o) for o in self.store.all(kind)]
+
+    def events(self, event_type: str | None = None) -> list[JSONDict]:
+        """Events oldest first."""
+        found = list(reversed(self.objects("event")))
+        return [e for e in found if event_type is None or e["type"] == event_type]
+
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        """Change knobs: latency, write_latency, limits={...}, idempotency_ttl,
+        pending_update_ttl, timeout_seconds, webhook_retry_base, webhook_max_attempts,
+        webhook_timeout."""
+        with self.store.mutex:
+            self.store.config.update(settings)
+            return self.store.config.as_dict()
+
+    # -- clock -----------------------------------------------------------------------
+    def _ctx(self) -> Ctx:
+        return Ctx(self.store, self.bus)
+
+    def now(self) -> int:
+        return self.clock.now()
+
+    def freeze_clock(self, frozen: bool = True) -> int:
+        self.clock.freeze(frozen)
+        return self.clock.now()
+
+    def advance(self, seconds: float | None = None, to: float | None = None) -> int:
+        """Move the emulated clock forward, processing trial ends, renewals and
+        pending-update expiry on the way. Returns the new time."""
+        target = int(to if to is not None else self.clock.now_float() + float(seconds or 0))
+        lifecycle.advance(self._ctx, target)
+        return self.clock.now()
+
+    # -- failure injection and the request log ---------------------------------------
+    def fail_next(
+        self,
+        status: int | str = 500,
+        count: int = 1,
+        path_prefix: str = "",
+        method: str = "",
+        execute: bool = False,
+        seconds: float | None = None,
+    ) -> None:
+        """Make the next `count` matching Stripe calls fail with `status` (500, 429, ...)
+        or "timeout" (hold `seconds`, then drop the connection). With `execute=True` the
+        call is carried out first and only its answer is lost."""
+        if status != "timeout":
+            status = int(status)
+        with self.store.mutex:
+            self.store.failures.append(
+                FailureRule(status, int(count), path_prefix, method, execute, seconds)
+            )
+
+    def clear_failures(self) -> None:
+        with self.store.mutex:
+            self.store.failures.clear()
+
+    def requests(self, path_prefix: str = "", method: str = "") -> list[JSONDict]:
+        with self.store.mutex:
+            return [
+                dict(e)
+                for e in self.store.request_log
+                if e["path"].startswith(path_prefix)
+                and (not method or e["method"] == method.upper())
+            ]
+
+    def clear_requests(self) -> None:
+        with self.store.mutex:
+            self.store.request_log.clear()
+
+    # -- webhooks --------------------------------------------------------------------
+    def add_webhook_endpoint(
+        self, url: str, secret: str | None = None, enabled_events: list[str] | None = None
+    ) -> JSONDict:
+        """Register an endpoint with a secret of the caller's choosing (or a new whsec_)."""
+        with self.store.mutex:
+            params = {"url": url, "enabled_events": enabled_events or ["*"]}
+            return routes_core.add_webhook_endpoint(self._ctx(), params, secret)
+
+    def webhook_mode(self, **mode: Any) -> JSONDict:
+        """enabled (bool), duplicate (int K), shuffle (bool), shuffle_window (seconds)."""
+        current = self.dispatcher.mode
+        for key, value in mode.items():
+            if not hasattr(current, key):
+                raise ValueError(f"unknown webhook mode {key}")
+            setattr(current, key, type(getattr(current, key))(value))
+        return dict(vars(current))
+
+    def resend_events(self, since: int | None = None, types: list[str] | None = None) -> int:
+        return self.bus.resend(since, types)
+
+    def wait_for_webhooks(self, timeout: float = 10.0) -> bool:
+        return self.dispatcher.wait_idle(timeout)
+
+    def deliveries(self) -> list[JSONDict]:
+        return list(self.dispatcher.log)
+
+    # -- the dashboard ---------------------------------------------------------------
+    def dashboard_set_quantity(
+        self, item_id: str, quantity: int, proration_behavior: str = "create_prorations"
+    ) -> JSONDict:
+        """Change a subscription item's quantity as a person would in Stripe's Dashboard:
+        same events as an API update (customer.subscription.updated with
+        previous_attributes), no API request logged."""
+        store = self.store
+        with store.mutex:
+            item = store.get(item_id, "subscription_item")
+            sub = store.get(item["subscription"], "subscription")
+        ctx = self._ctx()
+        with store.object_lock(sub["id"]), store.mutex:
+            update = {
+                "items": [{"id": item_id, "quantity": str(quantity)}],
+                "proration_behavior": proration_behavior,
+            }
+            subscriptions.update_subscription(ctx, sub, update)
+            result = render(store, sub)
+        ctx.flush()
+        return result

@@ -1,0 +1,230 @@
+"""The WSGI application: auth, failure injection, latency, idempotency, per-object locks,
+the request log, then the Stripe route handlers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from stripe_emulator import errors, routes_billing, routes_core, validation
+from stripe_emulator.api import Route
+from stripe_emulator.context import Ctx
+from stripe_emulator.shapes_billing import API_VERSION
+from stripe_emulator.store import FailureRule, IdempotencyRecord
+from stripe_emulator.wire import JSONDict, new_id, parse_form
+
+if TYPE_CHECKING:
+    from stripe_emulator.emulator import StripeEmulator
+
+log = logging.getLogger("stripe_emulator")
+
+ROUTES: list[Route] = [*routes_core.ROUTES, *routes_billing.ROUTES]
+_URL_MAP = Map(
+    [Rule(r.path, endpoint=i, methods=[r.method]) for i, r in enumerate(ROUTES)],
+    strict_slashes=False,
+)
+
+
+class _Drop(ConnectionResetError):
+    """Raised to make werkzeug drop the connection without an answer."""
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    resp = Response(json.dumps(body, indent=2), status=status, mimetype="application/json")
+    for key, value in (headers or {}).items():
+        resp.headers[key] = value
+    return resp
+
+
+class StripeApp:
+    def __init__(self, emulator: StripeEmulator) -> None:
+        self.emulator = emulator
+        self.store = emulator.store
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        if request.path.startswith("/_emulator"):
+            response = self.emulator.control.handle(request)
+        else:
+            response = self.handle_api(request, environ)
+        return response(environ, start_response)
+
+    # -- the Stripe API --------------------------------------------------------------
+    def _params(self, request: Request) -> JSONDict:
+        raw = request.query_string.decode()
+        params = parse_form(raw) if raw else {}
+        if request.method == "POST":
+            params.update(parse_form(request.get_data(as_text=True)))
+        return params
+
+    def _authenticate(self, request: Request) -> str:
+        header = request.headers.get("Authorization", "")
+        key = ""
+        if header.startswith("Bearer "):
+            key = header[len("Bearer ") :].strip()
+        elif request.authorization and request.authorization.username:
+            key = request.authorization.username  # curl -u sk_test_...:
+        if not key:
+            raise errors.auth_missing()
+        wanted = self.emulator.api_key
+        if (wanted and key != wanted) or (
+            not wanted and not key.startswith(("sk_test_", "rk_test_"))
+        ):
+            raise errors.auth_invalid(key)
+        return key
+
+    def handle_api(self, request: Request, environ: dict[str, Any]) -> Response:
+        store = self.store
+        request_id = new_id("req", 14)
+        started = time.monotonic()
+        idem_key = request.headers.get("Idempotency-Key")
+        params = self._params(request)
+        entry: JSONDict = {
+            "id": request_id,
+            "method": request.method,
+            "path": request.path,
+            "params": params,
+            "idempotency_key": idem_key,
+            "status": None,
+            "time": store.clock.now(),
+            "real_time": time.time(),
+            "replayed": False,
+            "injected": None,
+        }
+        with store.mutex:
+            store.request_log.append(entry)
+        headers = {
+            "Request-Id": request_id,
+            "Stripe-Version": request.headers.get("Stripe-Version", API_VERSION),
+        }
+        if idem_key:
+            headers["Idempotency-Key"] = idem_key
+        try:
+            if store.config.latency > 0:
+                time.sleep(store.config.latency)
+            rule = store.take_failure(request.method, request.path)
+            if rule is not None and not rule.execute:
+                entry["injected"] = str(rule.status)
+                return self._inject(rule, entry, environ, headers)
+            status, body, extra = self._dispatch(request, params, request_id, idem_key, entry)
+            headers.update(extra)
+            if rule is not None:
+                entry["injected"] = str(rule.status)
+                return self._inject(rule, entry, environ, headers)
+        except errors.StripeError as exc:
+            status, body = exc.status, exc.body(request_id)
+            headers.update(exc.headers)
+        except _Drop:
+            raise
+        except Exception:
+            log.error("emulator failure on %s %s\n%s", request.method, request.path,
+                      traceback.format_exc())
+            exc = errors.api_error()
+            status, body = exc.status, exc.body(request_id)
+        entry["status"] = status
+        entry["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
+        return json_response(status, body, headers)
+
+    def _inject(
+        self, rule: FailureRule, entry: JSONDict, environ: dict[str, Any], headers: dict[str, str]
+    ) -> Response:
+        if rule.status == "timeout":
+            time.sleep(rule.seconds if rule.seconds is not None else self.store.config.timeout_seconds)
+            entry["status"] = "dropped"
+            sock = environ.get("werkzeug.socket")
+            if isinstance(sock, socket.socket):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            raise _Drop("emulator dropped the connection (injected timeout)")
+        status = int(rule.status)
+        if status == 429:
+            exc = errors.rate_limited(
+                "Request rate limit exceeded. Learn more about rate limits here "
+                "https://stripe.com/docs/rate-limits."
+            )
+        else:
+            exc = errors.StripeError(status, "Injected failure (stripe emulator).",
+                                     type_="api_error", saved_by_idempotency=False)
+        entry["status"] = status
+        return json_response(status, exc.body(entry["id"]), headers)
+
+    def _dispatch(
+        self,
+        request: Request,
+        params: JSONDict,
+        request_id: str,
+        idem_key: str | None,
+        entry: JSONDict,
+    ) -> tuple[int, JSONDict, dict[str, str]]:
+        store = self.store
+        api_key = self._authenticate(request)
+        adapter = _URL_MAP.bind("stripe", "/")
+        try:
+            endpoint, kwargs = adapter.match(request.path, method=request.method)
+        except (NotFound, MethodNotAllowed):
+            raise errors.not_found_url(request.method, request.path) from None
+        route = ROUTES[int(endpoint)]
+        validation.validate(params, route.params)
+        use_idem = bool(idem_key) and request.method == "POST"
+        scoped = f"{api_key}:{idem_key}"
+        fingerprint = (request.method, request.path, json.dumps(params, sort_keys=True))
+        if use_idem:
+            with store.mutex:
+                store.prune_idempotency()
+                record = store.idempotency.get(scoped)
+                if record is not None:
+                    if record.fingerprint != fingerprint:
+                        raise errors.idempotency_mismatch(str(idem_key))
+                    entry["replayed"] = True
+                    replay = {"Idempotent-Replayed": "true", "Original-Request": record.request_id}
+                    return record.status, json.loads(record.body), {**record.headers, **replay}
+                if scoped in store.inflight_keys:
+                    raise errors.idempotency_in_use(str(idem_key))
+                store.inflight_keys.add(scoped)
+        try:
+            status, body, extra = self._execute(route, params, kwargs, request_id, idem_key)
+        finally:
+            if use_idem:
+                with store.mutex:
+                    store.inflight_keys.discard(scoped)
+        if use_idem:
+            with store.mutex:
+                store.idempotency[scoped] = IdempotencyRecord(
+                    fingerprint, status, json.dumps(body), dict(extra),
+                    store.clock.now_float(), request_id,
+                )
+        return status, body, extra
+
+    def _execute(
+        self,
+        route: Route,
+        params: JSONDict,
+        kwargs: dict[str, str],
+        request_id: str,
+        idem_key: str | None,
+    ) -> tuple[int, JSONDict, dict[str, str]]:
+        store = self.store
+        ctx = Ctx(store, self.emulator.bus, request_id, idem_key)
+        with store.mutex:
+            lock_key = route.lock(store, params, kwargs) if route.lock else None
+        try:
+            with store.object_lock(lock_key), store.mutex:
+                body = route.handler(ctx, params, **kwargs)
+        except errors.StripeError as exc:
+            ctx.flush()
+            if not exc.saved_by_idempotency:
+                raise
+            headers = dict(exc.headers)
+            return exc.status, exc.body(request_id), headers
+        ctx.flush()
+        return 200, body, {}

@@ -1,0 +1,394 @@
+"""Subscriptions: create, update items (with prorations and payment behaviours), pending
+updates, cancel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from stripe_emulator import billing, errors, shapes
+from stripe_emulator.billing import ItemChange
+from stripe_emulator.context import Ctx
+from stripe_emulator.events import previous_attributes
+from stripe_emulator.render import render, render_item
+from stripe_emulator.wire import JSONDict, as_bool, as_int, as_list, new_id
+
+
+@dataclass
+class PlannedItem(ItemChange):
+    is_new: bool = False
+    deleted: bool = False
+
+
+def payment_method_id(ctx: Ctx, customer: JSONDict, value: Any) -> str | None:
+    """A PaymentMethod id; Stripe's test tokens (`pm_card_visa`) are turned into a real
+    PaymentMethod attached to the customer, as Stripe does."""
+    if not value:
+        return None
+    pm = attach_payment_method(ctx, str(value), customer)
+    return str(pm["id"])
+
+
+def attach_payment_method(ctx: Ctx, value: str, customer: JSONDict) -> JSONDict:
+    store = ctx.store
+    if value in shapes.DECLINE_ON_ATTACH:
+        # Attaching runs a card check; these cards fail it (https://docs.stripe.com/testing).
+        raise errors.card_declined(shapes.DECLINE_ON_ATTACH[value])
+    if value in shapes.TEST_CARDS:
+        pm = store.add(shapes.payment_method(value, ctx.now))
+    else:
+        pm = store.get(value, "payment_method", "payment_method")
+        if pm.get("_token") in shapes.DECLINE_ON_ATTACH:
+            raise errors.card_declined(shapes.DECLINE_ON_ATTACH[str(pm["_token"])])
+    if pm["customer"] not in (None, customer["id"]):
+        raise errors.invalid_request(
+            "The payment method you provided has already been attached to a customer.",
+            param="payment_method",
+        )
+    pm["customer"] = customer["id"]
+    return pm
+
+
+def _recurring_price(ctx: Ctx, price_id: Any, param: str) -> JSONDict:
+    price = ctx.store.get(str(price_id), "price", param)
+    if price["type"] != "recurring":
+        raise errors.invalid_request(
+            "The price specified is set to `type=one_time` but this field only accepts "
+            "prices with `type=recurring`.",
+            param=param,
+        )
+    return price
+
+
+def _quantity(value: Any, default: int, param: str) -> int:
+    qty = as_int(value, default)
+    assert qty is not None
+    if qty < 0:
+        raise errors.invalid_request("This value must be greater than or equal to 0.", param)
+    return qty
+
+
+def plan_items(ctx: Ctx, sub: JSONDict, items_param: Any) -> list[PlannedItem]:
+    store = ctx.store
+    plans: list[PlannedItem] = []
+    for i, entry in enumerate(as_list(items_param)):
+        entry = entry if isinstance(entry, dict) else {}
+        if entry.get("id"):
+            item = store.get(str(entry["id"]), "subscription_item", f"items[{i}][id]")
+            if item["subscription"] != sub["id"]:
+                raise errors.resource_missing("subscription item", item["id"], f"items[{i}][id]")
+            old_price = store.get(item["price"], "price")
+            new_price = old_price
+            if entry.get("price"):
+                new_price = _recurring_price(ctx, entry["price"], f"items[{i}][price]")
+            qty = _quantity(entry.get("quantity"), int(item["quantity"]), f"items[{i}][quantity]")
+            deleted = as_bool(entry.get("deleted"))
+            plans.append(
+                PlannedItem(
+                    item["id"],
+                    old_price,
+                    int(item["quantity"]),
+                    None if deleted else new_price,
+                    0 if deleted else qty,
+                    deleted=deleted,
+                )
+            )
+            continue
+        price_id = entry.get("price") or entry.get("plan")
+        if not price_id:
+            raise errors.missing_parameter(f"items[{i}][price]")
+        price = _recurring_price(ctx, price_id, f"items[{i}][price]")
+        existing = {store.objects[x]["price"] for x in sub["_item_ids"]}
+        if price["id"] in existing:
+            raise errors.invalid_request(
+                f"Cannot add multiple subscription items with the same plan: {price['id']}",
+                param=f"items[{i}][price]",
+            )
+        qty = _quantity(entry.get("quantity"), 1, f"items[{i}][quantity]")
+        plans.append(PlannedItem(new_id("si", 14), None, 0, price, qty, is_new=True))
+    return plans
+
+
+def apply_items(ctx: Ctx, sub: JSONDict, plans: list[PlannedItem]) -> None:
+    store = ctx.store
+    for plan in plans:
+        if plan.is_new:
+            assert plan.new_price is not None
+            item = shapes.subscription_item(sub["id"], plan.new_price["id"], plan.new_quantity, ctx.now)
+            item["id"] = plan.item_id
+            store.add(item)
+            sub["_item_ids"].append(item["id"])
+        elif plan.deleted:
+            store.objects[plan.item_id]["_deleted"] = True
+            sub["_item_ids"].remove(plan.item_id)
+        else:
+            item = store.objects[plan.item_id]
+            item["quantity"] = plan.new_quantity
+            if plan.new_price is not None:
+                item["price"] = plan.new_price["id"]
+
+
+def _quantity_changed(plans: list[PlannedItem]) -> bool:
+    return any(
+        p.is_new
+        or p.deleted
+        or p.old_quantity != p.new_quantity
+        or (p.old_price or {}).get("id") != (p.new_price or {}).get("id")
+        for p in plans
+    )
+
+
+def create_subscription(ctx: Ctx, params: dict[str, Any]) -> JSONDict:
+    store = ctx.store
+    customer = store.get(str(params.get("customer")), "customer", "customer")
+    entries = as_list(params.get("items"))
+    if not entries:
+        raise errors.missing_parameter("items")
+    now = ctx.now
+    first_price = _recurring_price(ctx, (entries[0] or {}).get("price"), "items[0][price]")
+    sub = shapes.subscription(params, customer["id"], first_price["currency"], now)
+    plans = plan_items(ctx, sub, entries)
+    trial_end = params.get("trial_end")
+    if trial_end == "now":
+        trial_end = None
+    trial_end_ts = as_int(trial_end)
+    if trial_end_ts is None and params.get("trial_period_days"):
+        trial_end_ts = now + 86400 * int(str(params["trial_period_days"]))
+    behavior = str(params.get("payment_behavior") or "allow_incomplete")
+    rec = first_price["recurring"]
+    period_end = trial_end_ts or billing.add_interval(now, rec["interval"], rec["interval_count"])
+    first_amount = 0 if trial_end_ts else sum(
+        int(p.new_price["unit_amount"] or 0) * p.new_quantity for p in plans if p.new_price
+    )
+    pm_id = payment_method_id(ctx, customer, params.get("default_payment_method"))
+    probe = {"id": None, "amount_due": first_amount, "customer": customer["id"],
+             "default_payment_method": pm_id, "subscription": None}
+    failure = billing.charge_error(ctx, probe)
+    if failure is not None and behavior == "error_if_incomplete":
+        raise failure
+    sub["default_payment_method"] = pm_id
+    sub["_period_start"], sub["_period_end"] = now, period_end
+    if trial_end_ts:
+        sub["trial_start"], sub["trial_end"] = now, trial_end_ts
+    store.add(sub)
+    apply_items(ctx, sub, plans)
+    inv = billing.create_invoice(
+        ctx, customer, sub, "subscription_create", include_pending=True,
+        period=(now, period_end), trial=bool(trial_end_ts),
+    )
+    billing.finalize(ctx, inv)
+    sub["latest_invoice"] = inv["id"]
+    if behavior == "default_incomplete" and int(inv["amount_due"]) > 0:
+        sub["status"] = "incomplete"
+    elif billing.attempt_payment(ctx, inv) is None:
+        sub["status"] = "trialing" if trial_end_ts else "active"
+    else:
+        sub["status"] = "incomplete"
+    ctx.emit("customer.subscription.created", sub)
+    return sub
+
+
+SIMPLE_FIELDS = ("description", "collection_method", "days_until_due")
+
+
+def update_subscription(ctx: Ctx, sub: JSONDict, params: dict[str, Any]) -> JSONDict:
+    store = ctx.store
+    if sub["status"] in ("canceled", "incomplete_expired"):
+        if set(params) - {"metadata", "cancellation_details", "expand"}:
+            raise errors.invalid_request(
+                "A canceled subscription can only update its cancellation_details and metadata."
+            )
+    before = render(store, sub)
+    customer = store.get(sub["customer"], "customer")
+    plans = plan_items(ctx, sub, params.get("items"))
+    changed = _quantity_changed(plans)
+    if changed:
+        store.check_quantity_update(sub["id"])
+    proration = str(params.get("proration_behavior") or "create_prorations")
+    behavior = str(params.get("payment_behavior") or "allow_incomplete")
+    at = as_int(params.get("proration_date")) or ctx.now
+    lines: list[JSONDict] = []
+    if changed and proration != "none" and sub["status"] != "trialing":
+        lines = billing.proration_lines(ctx, sub, list(plans), at)
+    invoice_now = proration == "always_invoice" and bool(lines)
+    if invoice_now:
+        store.check_invoice_creation(sub["id"])
+        pending = billing.pending_items(ctx, customer["id"], sub["id"])
+        amount = max(0, sum(int(x["amount"]) for x in pending + lines))
+        pm_override = None
+        if params.get("default_payment_method"):
+            pm_override = payment_method_id(ctx, customer, params["default_payment_method"])
+        probe = {"id": None, "amount_due": amount, "customer": customer["id"],
+                 "default_payment_method": pm_override, "subscription": sub["id"]}
+        failure = billing.charge_error(ctx, probe)
+        if failure is not None and behavior == "error_if_incomplete":
+            raise failure
+        if failure is not None and behavior == "pending_if_incomplete":
+            return _make_pending_update(ctx, sub, customer, plans, lines, before)
+    _apply_simple_fields(ctx, sub, customer, params)
+    apply_items(ctx, sub, plans)
+    for line in lines:
+        store.add(line)
+    if changed:
+        store.record_quantity_update(sub["id"])
+    if invoice_now:
+        inv = billing.create_invoice(
+            ctx, customer, sub, "subscription_update", include_pending=True, enforce_limits=False
+        )
+        billing.finalize(ctx, inv)
+        sub["latest_invoice"] = inv["id"]
+        if behavior == "default_incomplete" and int(inv["amount_due"]) > 0:
+            sub["status"] = "past_due"
+        elif billing.attempt_payment(ctx, inv) is not None:
+            sub["status"] = "past_due"
+    _emit_updated(ctx, sub, before)
+    return sub
+
+
+def _apply_simple_fields(ctx: Ctx, sub: JSONDict, customer: JSONDict, params: dict[str, Any]) -> None:
+    if "metadata" in params:
+        sub["metadata"] = shapes.metadata_of(params, sub["metadata"])
+    for key in SIMPLE_FIELDS:
+        if key in params:
+            sub[key] = params[key] or None
+    if "default_payment_method" in params:
+        sub["default_payment_method"] = payment_method_id(
+            ctx, customer, params["default_payment_method"]
+        )
+    if "cancel_at_period_end" in params:
+        sub["cancel_at_period_end"] = as_bool(params["cancel_at_period_end"])
+    if "cancellation_details" in params and isinstance(params["cancellation_details"], dict):
+        sub["cancellation_details"].update(params["cancellation_details"])
+    if params.get("trial_end") == "now" and sub["status"] == "trialing":
+        sub["trial_end"] = ctx.now
+        sub["_period_end"] = ctx.now  # the clock turns the trial into a paid period at once
+
+
+def _make_pending_update(
+    ctx: Ctx,
+    sub: JSONDict,
+    customer: JSONDict,
+    plans: list[PlannedItem],
+    lines: list[JSONDict],
+    before: JSONDict,
+) -> JSONDict:
+    """payment_behavior=pending_if_incomplete and the payment failed: the invoice stays
+    open, the items keep their old values, `pending_update` says what would apply
+    (https://docs.stripe.com/billing/subscriptions/pending-updates)."""
+    store = ctx.store
+    for line in lines:
+        store.add(line)
+    inv = billing.create_invoice(
+        ctx, customer, sub, "subscription_update", include_pending=True, enforce_limits=False
+    )
+    billing.finalize(ctx, inv)
+    billing.attempt_payment(ctx, inv)
+    would_be = []
+    for plan in plans:
+        if plan.deleted:
+            continue
+        if plan.is_new:
+            assert plan.new_price is not None
+            item = shapes.subscription_item(sub["id"], plan.new_price["id"], plan.new_quantity, ctx.now)
+            item["id"] = plan.item_id
+        else:
+            item = dict(store.objects[plan.item_id])
+            item["quantity"] = plan.new_quantity
+            if plan.new_price is not None:
+                item["price"] = plan.new_price["id"]
+        would_be.append(render_item(store, item, sub))
+    sub["pending_update"] = {
+        "billing_cycle_anchor": None,
+        "expires_at": ctx.now + store.config.pending_update_ttl,
+        "subscription_items": would_be,
+        "trial_end": None,
+        "trial_from_plan": None,
+    }
+    sub["_pending_plans"] = plans
+    sub["latest_invoice"] = inv["id"]
+    _emit_updated(ctx, sub, before)
+    return sub
+
+
+def apply_pending_update(ctx: Ctx, sub: JSONDict) -> None:
+    before = render(ctx.store, sub)
+    plans: list[PlannedItem] = sub.pop("_pending_plans", [])
+    apply_items(ctx, sub, plans)
+    sub["pending_update"] = None
+    ctx.store.record_quantity_update(sub["id"])
+    ctx.emit("customer.subscription.pending_update_applied", sub)
+    _emit_updated(ctx, sub, before)
+
+
+def expire_pending_update(ctx: Ctx, sub: JSONDict) -> None:
+    before = render(ctx.store, sub)
+    sub.pop("_pending_plans", None)
+    sub["pending_update"] = None
+    # Stripe discards the changes; the emulator also voids the unpaid update invoice so a
+    # later payment cannot apply them (Stripe's docs do not say what happens to it).
+    inv = ctx.store.find(str(sub.get("latest_invoice")), "invoice")
+    if inv is not None and inv["status"] == "open":
+        inv["status"] = "void"
+        inv["status_transitions"]["voided_at"] = ctx.now
+        ctx.emit("invoice.voided", inv)
+    ctx.emit("customer.subscription.pending_update_expired", sub)
+    _emit_updated(ctx, sub, before)
+
+
+def after_invoice_paid(ctx: Ctx, inv: JSONDict) -> None:
+    """A paid invoice applies a pending update and reactivates an unpaid subscription."""
+    if not inv.get("subscription"):
+        return
+    sub = ctx.store.find(str(inv["subscription"]), "subscription")
+    if sub is None:
+        return
+    if sub.get("pending_update") and sub.get("latest_invoice") == inv["id"]:
+        apply_pending_update(ctx, sub)
+    if sub["status"] in ("incomplete", "past_due", "unpaid"):
+        before = render(ctx.store, sub)
+        sub["status"] = "active"
+        _emit_updated(ctx, sub, before)
+
+
+def cancel_subscription(ctx: Ctx, sub: JSONDict, params: dict[str, Any]) -> JSONDict:
+    store = ctx.store
+    if sub["status"] == "canceled":
+        raise errors.invalid_request(
+            f"This subscription has already been canceled: {sub['id']}", code="resource_missing"
+        )
+    if as_bool(params.get("prorate")) and sub["status"] != "trialing":
+        plans = [
+            ItemChange(i, store.get(store.objects[i]["price"], "price"),
+                       int(store.objects[i]["quantity"]), None, 0)
+            for i in sub["_item_ids"]
+        ]
+        for line in billing.proration_lines(ctx, sub, plans, ctx.now):
+            store.add(line)
+    end_subscription(ctx, sub, params.get("cancellation_details"))
+    if as_bool(params.get("invoice_now")):
+        customer = store.get(sub["customer"], "customer")
+        inv = billing.create_invoice(ctx, customer, sub, "subscription_cycle",
+                                     include_pending=True, enforce_limits=False)
+        billing.finalize(ctx, inv)
+        billing.attempt_payment(ctx, inv)
+    return sub
+
+
+def end_subscription(ctx: Ctx, sub: JSONDict, details: Any = None, at: int | None = None) -> None:
+    when = at or ctx.now
+    sub["status"] = "canceled"
+    sub["canceled_at"] = sub["canceled_at"] or ctx.now
+    sub["ended_at"] = when
+    sub["pending_update"] = None
+    sub.pop("_pending_plans", None)
+    if isinstance(details, dict):
+        sub["cancellation_details"].update(details)
+    if not sub["cancellation_details"].get("reason"):
+        sub["cancellation_details"]["reason"] = "cancellation_requested"
+    ctx.emit("customer.subscription.deleted", sub)
+
+
+def _emit_updated(ctx: Ctx, sub: JSONDict, before: JSONDict) -> None:
+    prev = previous_attributes(before, render(ctx.store, sub))
+    if prev:
+        ctx.emit("customer.subscription.updated", sub, prev)

@@ -101,4 +101,4 @@ def openapi_document() -> dict[str, Any]:
     cached = current_app.extensions.get("seatsvc_openapi")
     if cached is None:
         cached = current_app.extensions["seatsvc_openapi"] = build_spec(current_app)
-    return cached  # type: ignore[no-any-return]
+    return cached

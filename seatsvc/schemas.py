@@ -30,6 +30,11 @@ def _one_of(enum: type[SeatType | MemberStatus | MemberSource]) -> validate.OneO
     return validate.OneOf([member.value for member in enum])
 
 
+def strict_boolean(**kwargs: object) -> fields.Boolean:
+    """JSON true/false only: "yes" or 1 is a caller's bug, not a yes."""
+    return fields.Boolean(truthy={True}, falsy={False}, **kwargs)  # type: ignore[arg-type]
+
+
 class RequestSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -48,7 +53,7 @@ class AgencyUpsertSchema(RequestSchema):
     admin_emails = fields.List(Email(), required=True, validate=validate.Length(1, 20))
     stripe_customer_id = fields.String(validate=_stripe_id, allow_none=True)
     stripe_subscription_id = fields.String(validate=_stripe_id, allow_none=True)
-    trial = fields.Boolean(load_default=True)
+    trial = strict_boolean(load_default=True)
 
     @validates_schema
     def _subscription_needs_customer(self, data: dict[str, object], **_: object) -> None:
@@ -63,7 +68,7 @@ class BaaSchema(RequestSchema):
 
 
 class SettingsSchema(RequestSchema):
-    auto_add_seats = fields.Boolean()
+    auto_add_seats = strict_boolean()
     auto_add_cap = fields.Integer(
         strict=True, allow_none=True, validate=validate.Range(0, MAX_SEAT_QUANTITY)
     )

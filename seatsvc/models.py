@@ -221,3 +221,6 @@ class Notification(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When a notifier worker claimed the row (status `sending`); the claim is a
+    # lease: past it, the worker is presumed dead and another may take over.
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

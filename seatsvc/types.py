@@ -87,3 +87,5 @@ class NotificationStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+    SENDING = "sending"  # claimed by a notifier worker (see Notification.claimed_at)
+    SKIPPED = "skipped"  # moot by the time it was sent (e.g. the invite was replaced)

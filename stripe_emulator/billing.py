@@ -12,6 +12,8 @@ from stripe_emulator.context import Ctx
 from stripe_emulator.shapes import DECLINE_ON_CHARGE
 from stripe_emulator.wire import JSONDict
 
+TIMES = "\u00d7"  # Stripe writes "2 <multiplication sign> Base" in line descriptions
+
 
 def add_interval(ts: int, interval: str, count: int = 1) -> int:
     """`ts` moved on by `count` intervals; months keep the day, clamped to month end."""
@@ -54,9 +56,7 @@ class ItemChange:
     new_quantity: int
 
 
-def proration_lines(
-    ctx: Ctx, sub: JSONDict, changes: list[ItemChange], at: int
-) -> list[JSONDict]:
+def proration_lines(ctx: Ctx, sub: JSONDict, changes: list[ItemChange], at: int) -> list[JSONDict]:
     """Invoice items (not yet stored) for the unused and remaining time of each change."""
     start, end = int(sub["_period_start"]), int(sub["_period_end"])
     day = datetime.fromtimestamp(at, UTC).strftime("%d %b %Y")
@@ -79,7 +79,7 @@ def proration_lines(
                     customer_id=sub["customer"],
                     amount=amount,
                     currency=price["currency"],
-                    description=f"{label} {qty} × {name} after {day}",
+                    description=f"{label} {qty} {TIMES} {name} after {day}",
                     period=(at, end),
                     now=ctx.now,
                     subscription_id=sub["id"],
@@ -140,7 +140,7 @@ def subscription_lines(
         name = product["name"] if product else price["product"]
         qty = int(item["quantity"])
         amount = 0 if trial else int(price["unit_amount"] or 0) * qty
-        label = f"Trial period for {name}" if trial else f"{qty} × {name}"
+        label = f"Trial period for {name}" if trial else f"{qty} {TIMES} {name}"
         lines.append(
             shapes_billing.line_item(
                 invoice_id=inv["id"],
@@ -206,7 +206,7 @@ def create_invoice(
 def finalize(ctx: Ctx, inv: JSONDict) -> None:
     if inv["status"] != "draft":
         raise errors.invalid_request(
-            f"This invoice is already finalized, you can't re-finalize a non-draft invoice.",
+            "This invoice is already finalized, you can't re-finalize a non-draft invoice.",
             code="invoice_not_editable",
         )
     customer = ctx.store.get(inv["customer"], "customer")
@@ -255,7 +255,9 @@ def charge_error(ctx: Ctx, inv: JSONDict, override: str | None = None) -> errors
     return None
 
 
-def attempt_payment(ctx: Ctx, inv: JSONDict, override: str | None = None) -> errors.StripeError | None:
+def attempt_payment(
+    ctx: Ctx, inv: JSONDict, override: str | None = None
+) -> errors.StripeError | None:
     """Charge an open invoice. Returns the card error on failure (events emitted either way)."""
     failure = charge_error(ctx, inv, override)
     if int(inv["amount_due"]) > 0:

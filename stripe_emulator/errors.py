@@ -102,9 +102,7 @@ def invalid_request(message: str, param: str | None = None, code: str | None = N
 
 
 def resource_missing(kind: str, obj_id: str, param: str = "id") -> StripeError:
-    return StripeError(
-        404, f"No such {kind}: '{obj_id}'", code="resource_missing", param=param
-    )
+    return StripeError(404, f"No such {kind}: '{obj_id}'", code="resource_missing", param=param)
 
 
 def not_found_url(method: str, path: str) -> StripeError:

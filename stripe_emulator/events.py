@@ -145,8 +145,10 @@ class WebhookDispatcher:
         }
         status: int | None = None
         error: str | None = None
-        request = urllib.request.Request(url, payload.encode(), headers, method="POST")
+        request = urllib.request.Request(url, payload.encode(), headers, method="POST")  # noqa: S310
         try:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"webhook URL must be http(s): {url}")
             with urllib.request.urlopen(request, timeout=config.webhook_timeout) as resp:  # noqa: S310
                 status = resp.status
         except urllib.error.HTTPError as exc:

@@ -23,9 +23,7 @@ def _next_due(sub: JSONDict) -> tuple[int, str] | None:
         due.append((int(pending["expires_at"]), "expire_pending"))
     if status == "trialing":
         end = int(sub["trial_end"] or sub["_period_end"])
-        if not sub.get("_trial_will_end_sent") and end - TRIAL_WILL_END_LEAD > int(
-            sub["created"]
-        ):
+        if not sub.get("_trial_will_end_sent") and end - TRIAL_WILL_END_LEAD > int(sub["created"]):
             due.append((end - TRIAL_WILL_END_LEAD, "trial_will_end"))
         due.append((end, "trial_end"))
     elif status in ("active", "past_due", "unpaid"):
@@ -41,7 +39,12 @@ def _start_period(ctx: Ctx, sub: JSONDict, start: int, reason: str) -> None:
     sub["_period_start"], sub["_period_end"] = start, end
     customer = store.get(sub["customer"], "customer")
     inv = billing.create_invoice(
-        ctx, customer, sub, reason, include_pending=True, period=(start, end),
+        ctx,
+        customer,
+        sub,
+        reason,
+        include_pending=True,
+        period=(start, end),
         enforce_limits=False,
     )
     # Stripe leaves renewal invoices in draft for about an hour before finalizing; the

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from stripe_emulator import billing, errors, shapes, shapes_billing, subscriptions
+from stripe_emulator import billing, errors, preview, shapes, shapes_billing, subscriptions
 from stripe_emulator.api import Route, out, out_list
 from stripe_emulator.context import Ctx
+from stripe_emulator.payment_methods import payment_method_id
 from stripe_emulator.render import render_item
 from stripe_emulator.store import Store, matches_created
-from stripe_emulator.wire import JSONDict, as_int, as_list, new_id
+from stripe_emulator.wire import JSONDict, as_int
 
 ACTIVE_STATUSES = ("active", "past_due", "unpaid", "trialing", "incomplete", "paused")
 
@@ -85,7 +86,7 @@ def _item_update(ctx: Ctx, p: dict[str, Any], sub: JSONDict, entry: JSONDict) ->
 
 def create_item(ctx: Ctx, p: dict[str, Any]) -> JSONDict:
     sub = ctx.store.get(str(p.get("subscription")), "subscription", "subscription")
-    entry = {k: p[k] for k in ("price", "quantity") if k in p}
+    entry: dict[str, Any] = {k: p[k] for k in ("price", "quantity") if k in p}
     before = set(sub["_item_ids"])
     _item_update(ctx, p, sub, entry)
     new_ids = [i for i in sub["_item_ids"] if i not in before]
@@ -102,7 +103,8 @@ def get_item(ctx: Ctx, p: dict[str, Any], si_id: str) -> JSONDict:
 def update_item(ctx: Ctx, p: dict[str, Any], si_id: str) -> JSONDict:
     item = ctx.store.get(si_id, "subscription_item")
     sub = ctx.store.get(item["subscription"], "subscription")
-    entry = {"id": si_id, **{k: p[k] for k in ("price", "quantity", "metadata") if k in p}}
+    entry: dict[str, Any] = {"id": si_id}
+    entry.update({k: p[k] for k in ("price", "quantity", "metadata") if k in p})
     _item_update(ctx, p, sub, entry)
     return render_item(ctx.store, item)
 
@@ -181,7 +183,7 @@ def pay_invoice(ctx: Ctx, p: dict[str, Any], in_id: str) -> JSONDict:
     pm_id = None
     if p.get("payment_method"):
         customer = ctx.store.get(inv["customer"], "customer")
-        pm_id = subscriptions.payment_method_id(ctx, customer, p["payment_method"])
+        pm_id = payment_method_id(ctx, customer, p["payment_method"])
     if p.get("paid_out_of_band") in ("true", True):
         inv["status"] = "paid"
         inv["status_transitions"]["paid_at"] = ctx.now
@@ -204,63 +206,6 @@ def void_invoice(ctx: Ctx, p: dict[str, Any], in_id: str) -> JSONDict:
     return out(ctx, inv, p)
 
 
-def create_preview(ctx: Ctx, p: dict[str, Any]) -> JSONDict:
-    """The invoice Stripe would create: for `subscription_details` item changes with
-    `always_invoice`, the immediate proration invoice; otherwise the next renewal with
-    pending items and prorations. Nothing is stored."""
-    store = ctx.store
-    sub = None
-    if p.get("subscription"):
-        sub = store.get(str(p["subscription"]), "subscription", "subscription")
-    cust_id = p.get("customer") or (sub["customer"] if sub else None)
-    customer = store.get(str(cust_id), "customer", "customer")
-    details = p.get("subscription_details") or {}
-    proration = str(details.get("proration_behavior") or "create_prorations")
-    at = as_int(details.get("proration_date")) or ctx.now
-    extra: list[JSONDict] = []
-    plans: list[subscriptions.PlannedItem] = []
-    if sub is not None and details.get("items"):
-        plans = subscriptions.plan_items(ctx, sub, details["items"])
-        if proration != "none" and sub["status"] != "trialing":
-            extra = billing.proration_lines(ctx, sub, list(plans), at)
-    pending = billing.pending_items(ctx, customer["id"], sub["id"] if sub else None)
-    reason = "subscription_update" if proration == "always_invoice" else "upcoming"
-    period = (at, at)
-    if sub is not None and reason == "upcoming":
-        period = (int(sub["_period_end"]), int(sub["_period_end"]))
-    inv = shapes_billing.invoice(
-        customer=customer, subscription_id=sub["id"] if sub else None, billing_reason=reason,
-        currency=str(sub["currency"]) if sub else "usd", period=period, now=ctx.now,
-    )
-    inv["id"] = new_id("upcoming_in")
-    inv["lines"]["data"] = [billing.line_from_invoice_item(inv, ii) for ii in pending + extra]
-    if sub is not None and reason == "upcoming":
-        inv["lines"]["data"] += _renewal_preview_lines(ctx, inv, sub, plans)
-    shapes_billing.retotal(inv)
-    return inv
-
-
-def _renewal_preview_lines(
-    ctx: Ctx, inv: JSONDict, sub: JSONDict, plans: list[subscriptions.PlannedItem]
-) -> list[JSONDict]:
-    start = int(sub["_period_end"])
-    price = ctx.store.get(ctx.store.objects[sub["_item_ids"][0]]["price"], "price")
-    rec = price["recurring"]
-    shadow = dict(sub)
-    shadow["_item_ids"] = list(sub["_item_ids"])
-    quantities = {p.item_id: p for p in plans}
-    lines = billing.subscription_lines(
-        ctx, inv, shadow, (start, billing.add_interval(start, rec["interval"], rec["interval_count"]))
-    )
-    for line in lines:
-        item_id = line["parent"]["subscription_item_details"]["subscription_item"]
-        plan = quantities.get(item_id)
-        if plan is not None and plan.new_price is not None:
-            line["quantity"] = plan.new_quantity
-            line["amount"] = line["subtotal"] = int(plan.new_price["unit_amount"] or 0) * plan.new_quantity
-    return lines
-
-
 # -- invoice items -----------------------------------------------------------------------
 def create_invoice_item(ctx: Ctx, p: dict[str, Any]) -> JSONDict:
     customer = ctx.store.get(str(p.get("customer")), "customer", "customer")
@@ -277,13 +222,20 @@ def create_invoice_item(ctx: Ctx, p: dict[str, Any]) -> JSONDict:
         ctx.store.get(str(sub_id), "subscription", "subscription")
     period = p.get("period") or {}
     ii = shapes_billing.invoice_item(
-        customer_id=customer["id"], amount=amount,
+        customer_id=customer["id"],
+        amount=amount,
         currency=str(p.get("currency") or (price or {}).get("currency") or "usd"),
         description=p.get("description") or None,
-        period=(as_int(period.get("start"), ctx.now) or ctx.now, as_int(period.get("end"), ctx.now) or ctx.now),
-        now=ctx.now, subscription_id=str(sub_id) if sub_id else None,
-        price_id=price["id"] if price else None, product_id=price["product"] if price else None,
-        quantity=qty, metadata=shapes.metadata_of(p),
+        period=(
+            as_int(period.get("start"), ctx.now) or ctx.now,
+            as_int(period.get("end"), ctx.now) or ctx.now,
+        ),
+        now=ctx.now,
+        subscription_id=str(sub_id) if sub_id else None,
+        price_id=price["id"] if price else None,
+        product_id=price["product"] if price else None,
+        quantity=qty,
+        metadata=shapes.metadata_of(p),
     )
     if p.get("invoice"):
         inv = ctx.store.get(str(p["invoice"]), "invoice", "invoice")
@@ -324,21 +276,65 @@ ROUTES = [
     Route("POST", "/v1/subscriptions", create_subscription, "SubscriptionCreateParams"),
     Route("GET", "/v1/subscriptions", list_subscriptions, "SubscriptionListParams"),
     Route("GET", "/v1/subscriptions/<sub_id>", get_subscription, "SubscriptionRetrieveParams"),
-    Route("POST", "/v1/subscriptions/<sub_id>", update_subscription, "SubscriptionUpdateParams", lock_sub),
-    Route("DELETE", "/v1/subscriptions/<sub_id>", cancel_subscription, "SubscriptionCancelParams", lock_sub),
-    Route("POST", "/v1/subscription_items", create_item, "SubscriptionItemCreateParams", lock_param_sub),
+    Route(
+        "POST",
+        "/v1/subscriptions/<sub_id>",
+        update_subscription,
+        "SubscriptionUpdateParams",
+        lock_sub,
+    ),
+    Route(
+        "DELETE",
+        "/v1/subscriptions/<sub_id>",
+        cancel_subscription,
+        "SubscriptionCancelParams",
+        lock_sub,
+    ),
+    Route(
+        "POST",
+        "/v1/subscription_items",
+        create_item,
+        "SubscriptionItemCreateParams",
+        lock_param_sub,
+    ),
     Route("GET", "/v1/subscription_items", list_items, "SubscriptionItemListParams"),
     Route("GET", "/v1/subscription_items/<si_id>", get_item, "SubscriptionItemRetrieveParams"),
-    Route("POST", "/v1/subscription_items/<si_id>", update_item, "SubscriptionItemUpdateParams", lock_item_sub),
-    Route("DELETE", "/v1/subscription_items/<si_id>", delete_item, "SubscriptionItemDeleteParams", lock_item_sub),
+    Route(
+        "POST",
+        "/v1/subscription_items/<si_id>",
+        update_item,
+        "SubscriptionItemUpdateParams",
+        lock_item_sub,
+    ),
+    Route(
+        "DELETE",
+        "/v1/subscription_items/<si_id>",
+        delete_item,
+        "SubscriptionItemDeleteParams",
+        lock_item_sub,
+    ),
     Route("POST", "/v1/invoices", create_invoice, "InvoiceCreateParams", lock_param_sub),
     Route("GET", "/v1/invoices", list_invoices, "InvoiceListParams"),
-    Route("POST", "/v1/invoices/create_preview", create_preview, "InvoiceCreatePreviewParams"),
+    Route(
+        "POST", "/v1/invoices/create_preview", preview.create_preview, "InvoiceCreatePreviewParams"
+    ),
     Route("GET", "/v1/invoices/<in_id>", get_invoice, "InvoiceRetrieveParams"),
     Route("GET", "/v1/invoices/<in_id>/lines", list_lines, "InvoiceListLinesParams"),
-    Route("POST", "/v1/invoices/<in_id>/finalize", finalize_invoice, "InvoiceFinalizeInvoiceParams", lock_invoice_sub),
+    Route(
+        "POST",
+        "/v1/invoices/<in_id>/finalize",
+        finalize_invoice,
+        "InvoiceFinalizeInvoiceParams",
+        lock_invoice_sub,
+    ),
     Route("POST", "/v1/invoices/<in_id>/pay", pay_invoice, "InvoicePayParams", lock_invoice_sub),
-    Route("POST", "/v1/invoices/<in_id>/void", void_invoice, "InvoiceVoidInvoiceParams", lock_invoice_sub),
+    Route(
+        "POST",
+        "/v1/invoices/<in_id>/void",
+        void_invoice,
+        "InvoiceVoidInvoiceParams",
+        lock_invoice_sub,
+    ),
     Route("POST", "/v1/invoiceitems", create_invoice_item, "InvoiceItemCreateParams"),
     Route("GET", "/v1/invoiceitems", list_invoice_items, "InvoiceItemListParams"),
     Route("GET", "/v1/invoiceitems/<ii_id>", get_invoice_item, "InvoiceItemRetrieveParams"),

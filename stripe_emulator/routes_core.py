@@ -8,8 +8,8 @@ from typing import Any
 from stripe_emulator import errors, shapes, shapes_billing
 from stripe_emulator.api import Route, out, out_list
 from stripe_emulator.context import Ctx
+from stripe_emulator.payment_methods import attach_payment_method, payment_method_id
 from stripe_emulator.store import matches_created
-from stripe_emulator.subscriptions import attach_payment_method, payment_method_id
 from stripe_emulator.wire import JSONDict, as_bool, as_list
 
 
@@ -20,7 +20,9 @@ def create_customer(ctx: Ctx, p: dict[str, Any]) -> JSONDict:
         attach_payment_method(ctx, str(p["payment_method"]), cust)
     default_pm = (p.get("invoice_settings") or {}).get("default_payment_method")
     if default_pm:
-        cust["invoice_settings"]["default_payment_method"] = payment_method_id(ctx, cust, default_pm)
+        cust["invoice_settings"]["default_payment_method"] = payment_method_id(
+            ctx, cust, default_pm
+        )
     ctx.emit("customer.created", cust)
     return out(ctx, cust, p)
 
@@ -100,7 +102,7 @@ def list_pms(ctx: Ctx, p: dict[str, Any]) -> JSONDict:
 def create_product(ctx: Ctx, p: dict[str, Any]) -> JSONDict:
     if p.get("id") and ctx.store.find(str(p["id"])):
         raise errors.invalid_request(
-            f"Product already exists.", param="id", code="resource_already_exists"
+            "Product already exists.", param="id", code="resource_already_exists"
         )
     prod = ctx.store.add(shapes.product(p, ctx.now))
     ctx.emit("product.created", prod)
@@ -284,10 +286,16 @@ ROUTES = [
     Route("POST", "/v1/webhook_endpoints", create_webhook_endpoint, "WebhookEndpointCreateParams"),
     Route("GET", "/v1/webhook_endpoints", list_webhook_endpoints, "WebhookEndpointListParams"),
     Route(
-        "GET", "/v1/webhook_endpoints/<we_id>", get_webhook_endpoint, "WebhookEndpointRetrieveParams"
+        "GET",
+        "/v1/webhook_endpoints/<we_id>",
+        get_webhook_endpoint,
+        "WebhookEndpointRetrieveParams",
     ),
     Route(
-        "POST", "/v1/webhook_endpoints/<we_id>", update_webhook_endpoint, "WebhookEndpointUpdateParams"
+        "POST",
+        "/v1/webhook_endpoints/<we_id>",
+        update_webhook_endpoint,
+        "WebhookEndpointUpdateParams",
     ),
     Route(
         "DELETE",

@@ -3,6 +3,7 @@ the request log, then the Stripe route handlers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -125,10 +126,14 @@ class StripeApp:
         except _Drop:
             raise
         except Exception:
-            log.error("emulator failure on %s %s\n%s", request.method, request.path,
-                      traceback.format_exc())
-            exc = errors.api_error()
-            status, body = exc.status, exc.body(request_id)
+            log.error(
+                "emulator failure on %s %s\n%s",
+                request.method,
+                request.path,
+                traceback.format_exc(),
+            )
+            failure = errors.api_error()
+            status, body = failure.status, failure.body(request_id)
         entry["status"] = status
         entry["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
         return json_response(status, body, headers)
@@ -137,14 +142,14 @@ class StripeApp:
         self, rule: FailureRule, entry: JSONDict, environ: dict[str, Any], headers: dict[str, str]
     ) -> Response:
         if rule.status == "timeout":
-            time.sleep(rule.seconds if rule.seconds is not None else self.store.config.timeout_seconds)
+            time.sleep(
+                rule.seconds if rule.seconds is not None else self.store.config.timeout_seconds
+            )
             entry["status"] = "dropped"
             sock = environ.get("werkzeug.socket")
             if isinstance(sock, socket.socket):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
             raise _Drop("emulator dropped the connection (injected timeout)")
         status = int(rule.status)
         if status == 429:
@@ -153,8 +158,12 @@ class StripeApp:
                 "https://stripe.com/docs/rate-limits."
             )
         else:
-            exc = errors.StripeError(status, "Injected failure (stripe emulator).",
-                                     type_="api_error", saved_by_idempotency=False)
+            exc = errors.StripeError(
+                status,
+                "Injected failure (stripe emulator).",
+                type_="api_error",
+                saved_by_idempotency=False,
+            )
         entry["status"] = status
         return json_response(status, exc.body(entry["id"]), headers)
 
@@ -200,8 +209,12 @@ class StripeApp:
         if use_idem:
             with store.mutex:
                 store.idempotency[scoped] = IdempotencyRecord(
-                    fingerprint, status, json.dumps(body), dict(extra),
-                    store.clock.now_float(), request_id,
+                    fingerprint,
+                    status,
+                    json.dumps(body),
+                    dict(extra),
+                    store.clock.now_float(),
+                    request_id,
                 )
         return status, body, extra
 
@@ -209,7 +222,7 @@ class StripeApp:
         self,
         route: Route,
         params: JSONDict,
-        kwargs: dict[str, str],
+        kwargs: Any,
         request_id: str,
         idem_key: str | None,
     ) -> tuple[int, JSONDict, dict[str, str]]:

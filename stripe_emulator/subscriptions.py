@@ -10,6 +10,7 @@ from stripe_emulator import billing, errors, shapes
 from stripe_emulator.billing import ItemChange
 from stripe_emulator.context import Ctx
 from stripe_emulator.events import previous_attributes
+from stripe_emulator.payment_methods import payment_method_id
 from stripe_emulator.render import render, render_item
 from stripe_emulator.wire import JSONDict, as_bool, as_int, as_list, new_id
 
@@ -18,35 +19,6 @@ from stripe_emulator.wire import JSONDict, as_bool, as_int, as_list, new_id
 class PlannedItem(ItemChange):
     is_new: bool = False
     deleted: bool = False
-
-
-def payment_method_id(ctx: Ctx, customer: JSONDict, value: Any) -> str | None:
-    """A PaymentMethod id; Stripe's test tokens (`pm_card_visa`) are turned into a real
-    PaymentMethod attached to the customer, as Stripe does."""
-    if not value:
-        return None
-    pm = attach_payment_method(ctx, str(value), customer)
-    return str(pm["id"])
-
-
-def attach_payment_method(ctx: Ctx, value: str, customer: JSONDict) -> JSONDict:
-    store = ctx.store
-    if value in shapes.DECLINE_ON_ATTACH:
-        # Attaching runs a card check; these cards fail it (https://docs.stripe.com/testing).
-        raise errors.card_declined(shapes.DECLINE_ON_ATTACH[value])
-    if value in shapes.TEST_CARDS:
-        pm = store.add(shapes.payment_method(value, ctx.now))
-    else:
-        pm = store.get(value, "payment_method", "payment_method")
-        if pm.get("_token") in shapes.DECLINE_ON_ATTACH:
-            raise errors.card_declined(shapes.DECLINE_ON_ATTACH[str(pm["_token"])])
-    if pm["customer"] not in (None, customer["id"]):
-        raise errors.invalid_request(
-            "The payment method you provided has already been attached to a customer.",
-            param="payment_method",
-        )
-    pm["customer"] = customer["id"]
-    return pm
 
 
 def _recurring_price(ctx: Ctx, price_id: Any, param: str) -> JSONDict:
@@ -114,7 +86,9 @@ def apply_items(ctx: Ctx, sub: JSONDict, plans: list[PlannedItem]) -> None:
     for plan in plans:
         if plan.is_new:
             assert plan.new_price is not None
-            item = shapes.subscription_item(sub["id"], plan.new_price["id"], plan.new_quantity, ctx.now)
+            item = shapes.subscription_item(
+                sub["id"], plan.new_price["id"], plan.new_quantity, ctx.now
+            )
             item["id"] = plan.item_id
             store.add(item)
             sub["_item_ids"].append(item["id"])
@@ -157,12 +131,21 @@ def create_subscription(ctx: Ctx, params: dict[str, Any]) -> JSONDict:
     behavior = str(params.get("payment_behavior") or "allow_incomplete")
     rec = first_price["recurring"]
     period_end = trial_end_ts or billing.add_interval(now, rec["interval"], rec["interval_count"])
-    first_amount = 0 if trial_end_ts else sum(
-        int(p.new_price["unit_amount"] or 0) * p.new_quantity for p in plans if p.new_price
+    first_amount = (
+        0
+        if trial_end_ts
+        else sum(
+            int(p.new_price["unit_amount"] or 0) * p.new_quantity for p in plans if p.new_price
+        )
     )
     pm_id = payment_method_id(ctx, customer, params.get("default_payment_method"))
-    probe = {"id": None, "amount_due": first_amount, "customer": customer["id"],
-             "default_payment_method": pm_id, "subscription": None}
+    probe = {
+        "id": None,
+        "amount_due": first_amount,
+        "customer": customer["id"],
+        "default_payment_method": pm_id,
+        "subscription": None,
+    }
     failure = billing.charge_error(ctx, probe)
     if failure is not None and behavior == "error_if_incomplete":
         raise failure
@@ -173,8 +156,13 @@ def create_subscription(ctx: Ctx, params: dict[str, Any]) -> JSONDict:
     store.add(sub)
     apply_items(ctx, sub, plans)
     inv = billing.create_invoice(
-        ctx, customer, sub, "subscription_create", include_pending=True,
-        period=(now, period_end), trial=bool(trial_end_ts),
+        ctx,
+        customer,
+        sub,
+        "subscription_create",
+        include_pending=True,
+        period=(now, period_end),
+        trial=bool(trial_end_ts),
     )
     billing.finalize(ctx, inv)
     sub["latest_invoice"] = inv["id"]
@@ -193,11 +181,11 @@ SIMPLE_FIELDS = ("description", "collection_method", "days_until_due")
 
 def update_subscription(ctx: Ctx, sub: JSONDict, params: dict[str, Any]) -> JSONDict:
     store = ctx.store
-    if sub["status"] in ("canceled", "incomplete_expired"):
-        if set(params) - {"metadata", "cancellation_details", "expand"}:
-            raise errors.invalid_request(
-                "A canceled subscription can only update its cancellation_details and metadata."
-            )
+    allowed_when_ended = {"metadata", "cancellation_details", "expand"}
+    if sub["status"] in ("canceled", "incomplete_expired") and set(params) - allowed_when_ended:
+        raise errors.invalid_request(
+            "A canceled subscription can only update its cancellation_details and metadata."
+        )
     before = render(store, sub)
     customer = store.get(sub["customer"], "customer")
     plans = plan_items(ctx, sub, params.get("items"))
@@ -218,8 +206,13 @@ def update_subscription(ctx: Ctx, sub: JSONDict, params: dict[str, Any]) -> JSON
         pm_override = None
         if params.get("default_payment_method"):
             pm_override = payment_method_id(ctx, customer, params["default_payment_method"])
-        probe = {"id": None, "amount_due": amount, "customer": customer["id"],
-                 "default_payment_method": pm_override, "subscription": sub["id"]}
+        probe = {
+            "id": None,
+            "amount_due": amount,
+            "customer": customer["id"],
+            "default_payment_method": pm_override,
+            "subscription": sub["id"],
+        }
         failure = billing.charge_error(ctx, probe)
         if failure is not None and behavior == "error_if_incomplete":
             raise failure
@@ -237,15 +230,16 @@ def update_subscription(ctx: Ctx, sub: JSONDict, params: dict[str, Any]) -> JSON
         )
         billing.finalize(ctx, inv)
         sub["latest_invoice"] = inv["id"]
-        if behavior == "default_incomplete" and int(inv["amount_due"]) > 0:
-            sub["status"] = "past_due"
-        elif billing.attempt_payment(ctx, inv) is not None:
+        awaiting = behavior == "default_incomplete" and int(inv["amount_due"]) > 0
+        if awaiting or billing.attempt_payment(ctx, inv) is not None:
             sub["status"] = "past_due"
     _emit_updated(ctx, sub, before)
     return sub
 
 
-def _apply_simple_fields(ctx: Ctx, sub: JSONDict, customer: JSONDict, params: dict[str, Any]) -> None:
+def _apply_simple_fields(
+    ctx: Ctx, sub: JSONDict, customer: JSONDict, params: dict[str, Any]
+) -> None:
     if "metadata" in params:
         sub["metadata"] = shapes.metadata_of(params, sub["metadata"])
     for key in SIMPLE_FIELDS:
@@ -289,7 +283,9 @@ def _make_pending_update(
             continue
         if plan.is_new:
             assert plan.new_price is not None
-            item = shapes.subscription_item(sub["id"], plan.new_price["id"], plan.new_quantity, ctx.now)
+            item = shapes.subscription_item(
+                sub["id"], plan.new_price["id"], plan.new_quantity, ctx.now
+            )
             item["id"] = plan.item_id
         else:
             item = dict(store.objects[plan.item_id])
@@ -358,8 +354,13 @@ def cancel_subscription(ctx: Ctx, sub: JSONDict, params: dict[str, Any]) -> JSON
         )
     if as_bool(params.get("prorate")) and sub["status"] != "trialing":
         plans = [
-            ItemChange(i, store.get(store.objects[i]["price"], "price"),
-                       int(store.objects[i]["quantity"]), None, 0)
+            ItemChange(
+                i,
+                store.get(store.objects[i]["price"], "price"),
+                int(store.objects[i]["quantity"]),
+                None,
+                0,
+            )
             for i in sub["_item_ids"]
         ]
         for line in billing.proration_lines(ctx, sub, plans, ctx.now):
@@ -367,8 +368,9 @@ def cancel_subscription(ctx: Ctx, sub: JSONDict, params: dict[str, Any]) -> JSON
     end_subscription(ctx, sub, params.get("cancellation_details"))
     if as_bool(params.get("invoice_now")):
         customer = store.get(sub["customer"], "customer")
-        inv = billing.create_invoice(ctx, customer, sub, "subscription_cycle",
-                                     include_pending=True, enforce_limits=False)
+        inv = billing.create_invoice(
+            ctx, customer, sub, "subscription_cycle", include_pending=True, enforce_limits=False
+        )
         billing.finalize(ctx, inv)
         billing.attempt_payment(ctx, inv)
     return sub

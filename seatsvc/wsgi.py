@@ -1,9 +1,9 @@
-"""gunicorn entry point: `gunicorn seatsvc.wsgi:app`."""
+"""gunicorn entry point: `gunicorn seatsvc.wsgi:app`.
 
-from dotenv import load_dotenv
+Configuration comes from the process environment only (`make run` and the
+`flask` CLI load `.env` for a developer; production sets real variables).
+"""
 
-load_dotenv()
-
-from seatsvc.app import create_app  # noqa: E402  (the environment must be loaded first)
+from seatsvc.app import create_app
 
 app = create_app()

@@ -184,9 +184,7 @@ class Store:
     # -- per-subscription limits -----------------------------------------------------
     def _recent(self, table: dict[str, list[int]], sub_id: str, window: int) -> list[int]:
         now = self.clock.now()
-        stamps = [t for t in table.get(sub_id, []) if t > now - window]
-        table[sub_id] = stamps
-        return stamps
+        return [t for t in table.get(sub_id, []) if t > now - window]
 
     def check_quantity_update(self, sub_id: str) -> None:
         with self.mutex:
@@ -200,7 +198,9 @@ class Store:
 
     def record_quantity_update(self, sub_id: str) -> None:
         with self.mutex:
-            self.quantity_updates.setdefault(sub_id, []).append(self.clock.now())
+            now = self.clock.now()
+            stamps = [t for t in self.quantity_updates.get(sub_id, []) if t > now - 3600]
+            self.quantity_updates[sub_id] = [*stamps, now]
 
     def check_invoice_creation(self, sub_id: str) -> None:
         with self.mutex:
@@ -218,7 +218,9 @@ class Store:
 
     def record_invoice_creation(self, sub_id: str) -> None:
         with self.mutex:
-            self.invoice_creations.setdefault(sub_id, []).append(self.clock.now())
+            now = self.clock.now()
+            stamps = [t for t in self.invoice_creations.get(sub_id, []) if t > now - 86400]
+            self.invoice_creations[sub_id] = [*stamps, now]
 
     # -- idempotency -----------------------------------------------------------------
     def prune_idempotency(self) -> None:

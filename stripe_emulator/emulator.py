@@ -54,7 +54,10 @@ class StripeEmulator:
             host, port, self.app, threaded=True, request_handler=_QuietHandler
         )
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="stripe-emulator-http", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="stripe-emulator-http",
+            daemon=True,
         )
         self._thread.start()
         return self.base_url

@@ -73,7 +73,9 @@ def catalog(client: stripe.StripeClient) -> Catalog:
 def sink() -> Iterator[WebhookSink]:
     hook = WebhookSink()
     hook.server = make_server("127.0.0.1", 0, hook, threaded=True, request_handler=_Quiet)
-    thread = threading.Thread(target=hook.server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=hook.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     yield hook
     hook.server.shutdown()

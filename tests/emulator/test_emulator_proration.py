@@ -106,7 +106,7 @@ def test_proration_date_is_honoured(
 def test_none_changes_quantity_without_money(
     client: stripe.StripeClient, catalog: Catalog, emulator: StripeEmulator
 ) -> None:
-    sub, item, _, _ = _setup(client, catalog, emulator)
+    _, item, _, _ = _setup(client, catalog, emulator)
     invoices_before = len(client.v1.invoices.list().data)
     updated = client.v1.subscription_items.update(
         item.id, params={"quantity": 9, "proration_behavior": "none"}
@@ -119,7 +119,7 @@ def test_none_changes_quantity_without_money(
 def test_subscription_items_update_prorates_too(
     client: stripe.StripeClient, catalog: Catalog, emulator: StripeEmulator
 ) -> None:
-    sub, item, start, end = _setup(client, catalog, emulator)
+    sub, _, start, end = _setup(client, catalog, emulator)
     voice = sub["items"].data[1]
     at = emulator.now()
     client.v1.subscription_items.update(voice.id, params={"quantity": 2})

@@ -189,7 +189,7 @@ class ReconcileRequestedSchema(Schema):
 class ErrorBodySchema(Schema):
     code = fields.String(required=True)
     message = fields.String(required=True)
-    details = fields.Dict()
+    details = fields.Dict(required=True)
 
 
 class ErrorSchema(Schema):

@@ -45,6 +45,20 @@ class StripeEmulator:
         self.app = StripeApp(self)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.tick_seconds = 1.0  # how often due trial ends/renewals are processed
+
+    def _tick(self) -> None:
+        """Process what fell due as real time passed (the clock runs unless frozen)."""
+        while not self._stop.wait(self.tick_seconds):
+            try:
+                self.advance(seconds=0)
+            except Exception:
+                log.exception("stripe emulator: processing due subscriptions failed")
+
+    def _start_ticker(self) -> None:
+        if self.tick_seconds > 0:
+            threading.Thread(target=self._tick, name="stripe-emulator-clock", daemon=True).start()
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -60,10 +74,12 @@ class StripeEmulator:
             daemon=True,
         )
         self._thread.start()
+        self._start_ticker()
         return self.base_url
 
     def serve_forever(self, host: str = "127.0.0.1", port: int = 12111) -> None:
         self._server = make_server(host, port, self.app, threaded=True)
+        self._start_ticker()
         self._server.serve_forever()
 
     @property
@@ -72,6 +88,7 @@ class StripeEmulator:
         return f"http://{self._server.host}:{self._server.server_port}"
 
     def stop(self) -> None:
+        self._stop.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

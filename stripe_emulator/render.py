@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from stripe_emulator.shapes import plan_of
@@ -27,7 +26,7 @@ def render_item(store: Store, item: JSONDict, sub: JSONDict | None = None) -> JS
 def render(store: Store, obj: JSONDict, expand: list[str] | None = None) -> JSONDict:
     """A deep copy of `obj` as Stripe shows it, with the requested expansions."""
     with store.mutex:
-        out: JSONDict = public(copy.deepcopy(obj))
+        out: JSONDict = public(obj)  # public() copies every dict and list
         kind = obj.get("object")
         if kind == "subscription":
             items = [store.objects[i] for i in obj["_item_ids"] if i in store.objects]

@@ -102,6 +102,7 @@ class StripeApp:
         }
         with store.mutex:
             store.request_log.append(entry)
+            del store.request_log[: -store.config.request_log_limit]
         headers = {
             "Request-Id": request_id,
             "Stripe-Version": request.headers.get("Stripe-Version", API_VERSION),

@@ -3,7 +3,6 @@ the request log, per-subscription rate-limit counters and the test knobs."""
 
 from __future__ import annotations
 
-import copy
 import itertools
 import threading
 import time
@@ -51,6 +50,7 @@ class Config:
     webhook_retry_base: float = 0.1  # scaled-down backoff: base * 2**(attempt-1)
     webhook_max_attempts: int = 4
     webhook_timeout: float = 3.0
+    request_log_limit: int = 100_000  # oldest entries are dropped beyond this
 
     def update(self, data: dict[str, Any]) -> None:
         for key, value in data.items():
@@ -158,7 +158,7 @@ class Store:
 
     def snapshot(self, obj: JSONDict) -> JSONDict:
         with self.mutex:
-            snap: JSONDict = copy.deepcopy(public(obj))
+            snap: JSONDict = public(obj)
             return snap
 
     # -- per-object lock (Stripe's lock_timeout) -------------------------------------

@@ -153,3 +153,33 @@ def test_new_invoice_limits_per_minute_and_day(
     with pytest.raises(stripe.RateLimitError) as info:
         client.v1.invoices.create(params={"customer": catalog.customer.id, "subscription": sub.id})
     assert "per day" in str(info.value)
+
+
+def test_same_key_while_first_request_runs_is_409(
+    client: stripe.StripeClient, catalog: Catalog, emulator: StripeEmulator
+) -> None:
+    sub = client.v1.subscriptions.create(
+        params={"customer": catalog.customer.id, "items": [{"price": catalog.base.id}]}
+    )
+    emulator.configure(write_latency=0.3)
+    outcomes: list[object] = []
+
+    def write() -> None:
+        try:
+            client.v1.subscriptions.update(
+                sub.id, params={"metadata": {"k": "v"}}, options={"idempotency_key": "same"}
+            )
+            outcomes.append("ok")
+        except stripe.StripeError as exc:  # the SDK maps 409 to APIError (and would retry it)
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=write) for _ in range(2)]
+    for t in threads:
+        t.start()
+        t.join(0.05)
+    for t in threads:
+        t.join()
+    assert outcomes[0] != "ok" or outcomes[1] != "ok"
+    [conflict] = [o for o in outcomes if isinstance(o, stripe.StripeError)]
+    assert conflict.http_status == 409
+    assert conflict.error is not None and conflict.error.code == "idempotency_key_in_use"

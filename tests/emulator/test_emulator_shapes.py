@@ -69,7 +69,17 @@ def test_every_returned_resource_matches_stripe_fixture_keys(
         "deleted_webhook_endpoint": raw.call(
             "DELETE", f"/v1/webhook_endpoints/{endpoint['id']}"
         ).json(),
+        "deleted_subscription_item": raw.call(
+            "DELETE", f"/v1/subscription_items/{sub['items']['data'][1]['id']}"
+        ).json(),
+        "deleted_customer": raw.call(
+            "DELETE", f"/v1/customers/{raw.call('POST', '/v1/customers').json()['id']}"
+        ).json(),
     }
+    manual = raw.call(
+        "POST", "/v1/invoiceitems", data={"customer": catalog.customer.id, "amount": "5"}
+    ).json()
+    returned["deleted_invoiceitem"] = raw.call("DELETE", f"/v1/invoiceitems/{manual['id']}").json()
     for name, obj in returned.items():
         assert_same_keys(obj, stripe_fixtures[name], name)
     # nested objects too: items of a subscription, the subscription inside an event

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import fakeredis
 import redis
+from sqlalchemy.orm import Session
 
 from seatsvc.config import Config
 from seatsvc.db import Database
 from seatsvc.services.outbox import OutboxTouched
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Dispatcher(Protocol):
@@ -23,7 +26,7 @@ class Dispatcher(Protocol):
 
 
 class NullDispatcher:
-    """Until the workers exist, outbox rows simply wait for the sweep."""
+    """Enqueues nothing: outbox rows simply wait for the sweep (tests, tools)."""
 
     def dispatch(self, touched: OutboxTouched) -> None:
         return None
@@ -55,9 +58,22 @@ class Runtime:
 
     @classmethod
     def build(cls, config: Config) -> Runtime:
-        return cls(
-            config=config, db=Database(config.database_url), redis=connect_redis(config.redis_url)
-        )
+        from workers.dispatch import RqDispatcher  # workers import seatsvc, not the reverse
+
+        db = Database(config.database_url)
+        connection = connect_redis(config.redis_url)
+        return cls(config=config, db=db, redis=connection, dispatcher=RqDispatcher(db, connection))
+
+    def transaction(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in one transaction, then hand its outbox rows to the dispatcher."""
+        touched: list[OutboxTouched | None] = []
+
+        def unit(session: Session) -> T:
+            result = work(session)
+            touched.append(session.info.pop("outbox", None))
+            return result
+
+        return self.db.run(unit, after_commit=lambda _result: self.after_commit(touched[-1]))
 
     def after_commit(self, touched: OutboxTouched | None) -> None:
         if touched is None:

@@ -1,1 +1,5 @@
-"""Placeholder: arrives with its issue."""
+"""RQ workers: thin jobs that load rows by id, call services and commit.
+
+`notifier` turns notification rows into emails (`python -m workers.run notifier`);
+billing sync, provisioning and reconcile arrive with their issues.
+"""

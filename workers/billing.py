@@ -1,0 +1,328 @@
+"""Billing jobs: provision, link and sync Stripe subscriptions; invoice prorations; sweep.
+
+Thin functions that load by id, call the billing services and commit in short
+transactions; Stripe is called with no transaction open. One agency is synced
+at a time (a Redis lock per agency, since Stripe answers 429 `lock_timeout` to
+concurrent writes on one subscription), and each job converges to the latest
+purchased quantities, so a burst of seat changes costs a handful of calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+import redis
+from redis.exceptions import LockError
+from rq import Queue, Retry, get_current_job
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+from sqlalchemy.orm import Session
+
+from seatsvc.billing import sync
+from seatsvc.billing.gateway import (
+    PaymentDeclined,
+    StripeGateway,
+    StripePermanent,
+    StripeTransient,
+    SubscriptionSnapshot,
+)
+from seatsvc.billing.limits import Debounce, invoice_allowed_now, next_update_allowed_at
+from seatsvc.models import utcnow
+from seatsvc.runtime import Runtime
+from workers import context
+from workers.queues import SERIALIZER
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BILLING_QUEUE = "billing"
+MAX_ROUNDS = 25
+# Transient Stripe trouble: back off, then land in the failed registry for ops.
+RETRY = Retry(max=6, interval=[2, 10, 30, 120, 600, 1800])
+JOB_TIMEOUT = 300
+FAILURE_TTL = 7 * 24 * 3600
+ENDED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+_gateways: dict[int, StripeGateway] = {}
+
+
+# ---- enqueueing --------------------------------------------------------------
+
+
+def billing_queue(connection: redis.Redis) -> Queue:
+    return Queue(BILLING_QUEUE, connection=connection, serializer=SERIALIZER)
+
+
+def rq_safe(identifier: str) -> str:
+    """rq job ids allow [A-Za-z0-9_-]; agency ids may also hold `.` and `:` (escaped, 1:1)."""
+    return re.sub(r"[^A-Za-z0-9-]", lambda match: f"_{ord(match.group()):02x}", identifier)
+
+
+def enqueue_unique(queue: Queue, func: Callable[..., object], job_id: str, *args: object) -> bool:
+    """Enqueue once per id; a job already running that id gets one queued follow-up.
+
+    rq's `unique=True` refuses an id whose job still exists. A queued one will
+    read the newest state anyway. An ended one (finished, failed) is replaced:
+    a new change deserves a new try. A running one may have read the state
+    before this change, so `<id>-next` makes sure someone looks again after it.
+    """
+    for candidate in (job_id, f"{job_id}-next"):
+        outcome = _enqueue_or_inspect(queue, func, candidate, args)
+        if outcome != JobStatus.STARTED:
+            return outcome is None
+    return False
+
+
+def _enqueue_or_inspect(
+    queue: Queue, func: Callable[..., object], job_id: str, args: tuple[object, ...]
+) -> JobStatus | None:
+    """None once enqueued; else the status of the job that holds the id."""
+    for _attempt in range(3):
+        try:
+            queue.enqueue(
+                func,
+                *args,
+                job_id=job_id,
+                unique=True,
+                retry=RETRY,
+                result_ttl=0,
+                failure_ttl=FAILURE_TTL,
+                job_timeout=JOB_TIMEOUT,
+                description=f"{func.__name__}({', '.join(map(str, args))})",
+            )
+            return None
+        except DuplicateJobError:
+            try:
+                existing = Job.fetch(job_id, connection=queue.connection, serializer=SERIALIZER)
+            except NoSuchJobError:
+                continue  # it ended and expired meanwhile: try again
+            status = existing.get_status(refresh=True)
+            if status not in ENDED:
+                return status
+            existing.delete()
+    return JobStatus.QUEUED
+
+
+def enqueue_sync(connection: redis.Redis, agency_id: str) -> bool:
+    return enqueue_unique(
+        billing_queue(connection), sync_agency, f"billing-sync-{rq_safe(agency_id)}", agency_id
+    )
+
+
+def enqueue_invoice(connection: redis.Redis, agency_id: str) -> bool:
+    return enqueue_unique(
+        billing_queue(connection),
+        invoice_agency,
+        f"billing-invoice-{rq_safe(agency_id)}",
+        agency_id,
+    )
+
+
+# ---- jobs ------------------------------------------------------------------------
+
+
+def sync_agency(agency_id: str) -> str:
+    """Make Stripe hold the agency's purchased seats. Safe to run any number of times."""
+    rt = context.runtime()
+    with agency_lock(rt, agency_id):
+        try:
+            return _converge(rt, gateway(rt), agency_id)
+        except (StripePermanent, StripeTransient) as error:
+            permanent, reason = isinstance(error, StripePermanent), str(error)
+            _db(rt, lambda s: sync.record_failure(s, agency_id, reason, permanent=permanent))
+            if permanent:
+                _no_more_retries()
+            raise
+
+
+def invoice_agency(agency_id: str) -> str:
+    """One invoice of the agency's pending prorations, paid now. A decline is not retried."""
+    rt = context.runtime()
+    with agency_lock(rt, agency_id):
+        plan = _db(rt, lambda s: sync.plan_sync(s, agency_id))
+        if plan is None or not plan.customer_id or not plan.subscription_id:
+            return "no subscription yet"
+        day = utcnow().date().isoformat()
+        count = _db(rt, lambda s: sync.invoices_on(s, agency_id, day))
+        key = f"seatsvc:{agency_id}:invoice:{day}:{count + 1}"
+        try:
+            invoice = gateway(rt).invoice_pending_items(plan.customer_id, plan.subscription_id, key)
+        except PaymentDeclined as error:
+            reason = str(error)
+            _db(rt, lambda s: _declined(s, agency_id, reason, f"invoice:{day}:{count + 1}", day))
+            return "payment declined: admins notified"
+        except StripePermanent:
+            _no_more_retries()
+            raise
+        paid = invoice is None or invoice.paid
+        _db(rt, lambda s: sync.record_invoice(s, agency_id, day, paid=paid))
+        return "nothing to invoice" if invoice is None else f"invoice {invoice.id} {invoice.status}"
+
+
+def invoice_due() -> int:
+    """Cron, once a day: one invoice of the day's prorations per agency that has some."""
+    rt = context.runtime()
+    agency_ids = _db(rt, sync.agencies_needing_invoice)
+    for agency_id in agency_ids:
+        enqueue_invoice(rt.redis, agency_id)
+    return len(agency_ids)
+
+
+def sweep_billing(older_than_seconds: int = 30) -> int:
+    """Cron: re-enqueue every agency whose change has not reached Stripe (Redis was down...)."""
+    rt = context.runtime()
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    agency_ids = _db(rt, lambda s: sync.pending_agency_ids(s, cutoff))
+    for agency_id in agency_ids:
+        enqueue_sync(rt.redis, agency_id)
+    return len(agency_ids)
+
+
+# ---- the convergence loop ------------------------------------------------------------
+
+
+def _converge(rt: Runtime, stripe_gateway: StripeGateway, agency_id: str) -> str:
+    debounce = Debounce(
+        quiet=timedelta(milliseconds=rt.config.billing_quiet_ms),
+        max_wait=timedelta(milliseconds=rt.config.billing_max_wait_ms),
+    )
+    for _round in range(MAX_ROUNDS):
+        plan = _db(rt, lambda s: sync.plan_sync(s, agency_id))
+        if plan is None:
+            return "unknown agency"
+        match plan.action:
+            case sync.SyncAction.NONE:
+                return "in sync"
+            case sync.SyncAction.PROVISION:
+                _provision(rt, stripe_gateway, plan)
+            case sync.SyncAction.LINK:
+                _link(rt, stripe_gateway, plan)
+            case sync.SyncAction.SYNC:
+                now = utcnow()
+                wait = debounce.wait_seconds(plan.last_change_at, plan.first_pending_at or now, now)
+                if wait > 0:
+                    time.sleep(wait)
+                    continue
+                allowed_at = next_update_allowed_at(plan.window, now)
+                if allowed_at > now:
+                    _enqueue_later(rt, agency_id, allowed_at)
+                    return f"hourly Stripe budget used: next update at {allowed_at.isoformat()}"
+                if _sync_quantities(rt, stripe_gateway, plan):
+                    return "synced"
+    enqueue_sync(rt.redis, agency_id)
+    return "changes keep arriving: continuing in a new job"
+
+
+def _sync_quantities(rt: Runtime, stripe_gateway: StripeGateway, plan: sync.SyncPlan) -> bool:
+    assert plan.subscription_id is not None
+    item_ids = _db(rt, lambda s: sync.item_ids(s, plan.agency_id))
+    snapshot = stripe_gateway.set_quantities(
+        plan.subscription_id,
+        item_ids,
+        plan.purchased,
+        "create_prorations",
+        plan.idempotency_key("quantities"),
+    )
+    in_sync = _db(rt, lambda s: sync.record_synced(s, plan, snapshot, utcnow(), sent_update=True))
+    grew = any(snapshot.quantity(seat) > (plan.billed.get(seat) or 0) for seat in plan.purchased)
+    if grew and rt.config.billing_invoice_mode == "immediate":
+        day = utcnow().date().isoformat()
+        invoices_today = _db(rt, lambda s: sync.invoices_on(s, plan.agency_id, day))
+        if invoice_allowed_now("immediate", invoices_today):
+            enqueue_invoice(rt.redis, plan.agency_id)
+    return in_sync
+
+
+def _provision(rt: Runtime, stripe_gateway: StripeGateway, plan: sync.SyncPlan) -> None:
+    customer_id = plan.customer_id
+    if customer_id is None:
+        customer_id = stripe_gateway.create_customer(
+            plan.agency_id, plan.name, plan.billing_email, f"seatsvc:{plan.agency_id}:customer"
+        )
+        created = customer_id
+        _db(rt, lambda s: sync.record_customer(s, plan.agency_id, created))
+    snapshot: SubscriptionSnapshot = stripe_gateway.create_subscription(
+        customer_id,
+        plan.agency_id,
+        plan.purchased,
+        plan.trial_days,
+        f"seatsvc:{plan.agency_id}:subscription",
+    )
+    _db(rt, lambda s: sync.record_subscription(s, plan, snapshot, linked=False))
+
+
+def _link(rt: Runtime, stripe_gateway: StripeGateway, plan: sync.SyncPlan) -> None:
+    assert plan.subscription_id is not None
+    snapshot = stripe_gateway.get_subscription(plan.subscription_id)
+    _db(rt, lambda s: sync.record_subscription(s, plan, snapshot, linked=True))
+
+
+def _declined(session: Session, agency_id: str, reason: str, cause: str, day: str) -> None:
+    sync.record_payment_declined(session, agency_id, reason, cause)
+    sync.record_invoice(session, agency_id, day, paid=False)
+
+
+# ---- plumbing ------------------------------------------------------------------------
+
+
+def gateway(rt: Runtime) -> StripeGateway:
+    """One gateway per runtime (prices resolved once)."""
+    found = _gateways.get(id(rt))
+    if found is None:
+        found = _gateways[id(rt)] = StripeGateway.from_config(rt.config)
+    return found
+
+
+def install_gateway(rt: Runtime, stripe_gateway: StripeGateway | None) -> None:
+    if stripe_gateway is None:
+        _gateways.pop(id(rt), None)
+    else:
+        _gateways[id(rt)] = stripe_gateway
+
+
+@contextmanager
+def agency_lock(rt: Runtime, agency_id: str) -> Iterator[None]:
+    """One writer per subscription, across every worker and host."""
+    lock = rt.redis.lock(
+        f"seatsvc:billing-lock:{agency_id}",
+        timeout=rt.config.billing_lock_seconds,
+        blocking_timeout=rt.config.billing_lock_seconds,
+    )
+    if not lock.acquire():
+        raise StripeTransient(f"agency {agency_id} is being synced by another worker")
+    try:
+        yield
+    finally:
+        try:
+            lock.release()
+        except LockError:  # expired while we worked: the next holder is already safe
+            log.warning("billing lock for %s expired before release", agency_id)
+
+
+def _db(rt: Runtime, work: Callable[[Session], T]) -> T:
+    return rt.transaction(work)
+
+
+def _enqueue_later(rt: Runtime, agency_id: str, when: datetime) -> None:
+    """Resume after the hourly budget window rolls over (needs the rq scheduler)."""
+    with suppress(DuplicateJobError):  # already scheduled
+        billing_queue(rt.redis).enqueue_at(
+            when,
+            sync_agency,
+            agency_id,
+            job_id=f"billing-sync-{rq_safe(agency_id)}-later",
+            unique=True,
+            result_ttl=0,
+        )
+
+
+def _no_more_retries() -> None:
+    """Retrying a request Stripe refused cannot help: straight to the failed registry."""
+    job = get_current_job()
+    if job is not None:
+        job.retries_left = 0

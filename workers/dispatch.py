@@ -1,0 +1,146 @@
+"""From committed outbox rows to RQ jobs: the after-commit dispatcher and the sweep.
+
+One job per notification, with an id made from the queue and the row id and
+enqueued with rq's `unique=True`: dispatching the same row twice (the request's
+after-commit hook and a sweep, two sweeps, ...) queues it once. The row itself
+remains the source of truth; a job is only a nudge, and a lost nudge is
+re-sent by the sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+
+import redis
+from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+from sqlalchemy import select
+
+from seatsvc.db import Database
+from seatsvc.models import Notification
+from seatsvc.runtime import Runtime
+from seatsvc.services.outbox import OutboxTouched
+from seatsvc.types import NotificationStatus
+from workers import queues
+from workers.notifier import JOB_TIMEOUT, due_for_sweep
+
+log = logging.getLogger(__name__)
+
+SEND_JOB = "workers.notifier.send_notification"
+# Transient SMTP failures: 7 tries over about 2.5 hours, then the sweep goes on.
+SMTP_RETRY = Retry(max=6, interval=[10, 60, 300, 900, 3600, 3600])
+QUEUED_TTL = 24 * 3600  # a job queued this long is dropped; the row waits for the sweep
+RESULT_TTL = 3600
+FAILURE_TTL = 7 * 24 * 3600
+_ENDED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+
+
+def job_id(queue_name: str, notification_id: int) -> str:
+    """`notifications-42`: rq ids allow letters, digits, `-` and `_` only."""
+    return f"{queue_name}-{notification_id}"
+
+
+def enqueue_notification(
+    queue: Queue, notification_id: int, retry: Retry = SMTP_RETRY, replace_ended: bool = False
+) -> bool:
+    """Queue the send job unless one for this row is already waiting or running.
+
+    `replace_ended`: a job that ended (finished, or failed after its retries) still
+    holds its id until its TTL; the sweep replaces it, since the row says more work
+    is owed.
+    """
+    ident = job_id(queue.name, notification_id)
+    for _attempt in range(2):
+        try:
+            queue.enqueue_call(
+                SEND_JOB,
+                args=(notification_id,),
+                job_id=ident,
+                unique=True,
+                retry=retry,
+                timeout=JOB_TIMEOUT,
+                ttl=QUEUED_TTL,
+                result_ttl=RESULT_TTL,
+                failure_ttl=FAILURE_TTL,
+                description=f"send notification {notification_id}",
+            )
+            return True
+        except DuplicateJobError:
+            if not replace_ended:
+                return False
+            try:
+                existing = Job.fetch(
+                    ident, connection=queue.connection, serializer=queues.SERIALIZER
+                )
+            except NoSuchJobError:
+                continue  # expired between the two calls: enqueue again
+            if existing.get_status(refresh=False) not in _ENDED:
+                return False
+            existing.delete()
+    return False
+
+
+def enqueue_many(
+    queue: Queue, ids: Iterable[int], retry: Retry = SMTP_RETRY, replace_ended: bool = False
+) -> int:
+    return sum(enqueue_notification(queue, i, retry, replace_ended) for i in ids)
+
+
+class RqDispatcher:
+    """The `seatsvc.runtime.Dispatcher` that hands committed notifications to the notifier.
+
+    Billing sync and reconcile requests (`billing_agency_ids`,
+    `reconcile_agency_ids`) belong to the billing worker's issue: until then
+    they are ignored here and their outbox rows simply wait.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        connection: redis.Redis,
+        queue_name: str = queues.NOTIFIER_QUEUE,
+        retry: Retry = SMTP_RETRY,
+    ) -> None:
+        self.db = db
+        self.connection = connection
+        self.queue_name = queue_name
+        self.retry = retry
+
+    def dispatch(self, touched: OutboxTouched) -> None:
+        if not touched.notification_keys:
+            return
+        ids = self.pending_ids(touched.notification_keys)
+        if ids:
+            enqueue_many(queues.queue(self.connection, self.queue_name), ids, self.retry)
+
+    def pending_ids(self, keys: Iterable[str]) -> list[int]:
+        with self.db.session() as session:
+            return list(
+                session.scalars(
+                    select(Notification.id)
+                    .where(
+                        Notification.dedupe_key.in_(sorted(keys)),
+                        Notification.status == NotificationStatus.PENDING,
+                    )
+                    .order_by(Notification.id)
+                )
+            )
+
+
+def sweep(
+    runtime: Runtime,
+    older_than: timedelta = timedelta(seconds=60),
+    queue_name: str = queues.NOTIFIER_QUEUE,
+    retry: Retry = SMTP_RETRY,
+    limit: int = 1000,
+) -> int:
+    """Enqueue every notification nobody is working on; returns how many were queued."""
+    with runtime.db.session() as session:
+        ids = due_for_sweep(session, older_than, limit)
+    queued = enqueue_many(queues.queue(runtime.redis, queue_name), ids, retry, replace_ended=True)
+    if ids:
+        log.info("notification sweep: %d due, %d queued", len(ids), queued)
+    return queued

@@ -82,7 +82,7 @@ class RefusingSink(MailSink):
         self.delay = delay
         self.attempts = 0
 
-    async def handle_RCPT(  # noqa: N802
+    async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
         if self.stage == "RCPT" and self._refuse():
@@ -90,7 +90,7 @@ class RefusingSink(MailSink):
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.stage == "DATA" and self._refuse():

@@ -77,12 +77,16 @@ def test_seat_auto_added_email_goes_to_the_admins(
 
 
 BLOCK_CASES = {
-    "no_capacity": ("no Base seat free", "All 1 of your Base seats are in use and Auto-Add"
-                    " Seats is OFF"),
+    "no_capacity": (
+        "no Base seat free",
+        "All 1 of your Base seats are in use and Auto-Add Seats is OFF",
+    ),
     "auto_add_cap_reached": ("Auto-Add cap reached", "reached the cap you set (1 seats)"),
     "trial_limit": ("trial seat limit reached", "trial that allows 1 seat, and it is in use"),
-    "subscription_inactive": ("subscription inactive", "Your subscription is not active"
-                              " (canceled)"),
+    "subscription_inactive": (
+        "subscription inactive",
+        "Your subscription is not active (canceled)",
+    ),
 }
 
 
@@ -192,8 +196,12 @@ def test_an_invite_replaced_before_sending_is_skipped_not_sent(
 
 LATER_KINDS: dict[NotificationKind, tuple[dict[str, Any], str, tuple[str, ...]]] = {
     NotificationKind.PAYMENT_FAILED: (
-        {"amount_due": 12900, "currency": "usd", "next_payment_attempt": 1_900_000_000,
-         "hosted_invoice_url": "https://invoice.example/in_1"},
+        {
+            "amount_due": 12900,
+            "currency": "usd",
+            "next_payment_attempt": 1_900_000_000,
+            "hosted_invoice_url": "https://invoice.example/in_1",
+        },
         "Payment failed for Clinic's subscription",
         ("129.00 USD", "update the payment method in Seats & Billing", "2030"),
     ),

@@ -93,8 +93,9 @@ def test_two_worker_processes_racing_on_one_row_send_one_email(
     assert [worker.returncode for worker in workers] == [0, 0], outputs
     assert len(sink.messages) == 1, outputs
     results = sorted(
-        Job.fetch(dispatch.job_id(name, row.id), connection=ntf.redis,
-                  serializer=queues.SERIALIZER).return_value()
+        Job.fetch(
+            dispatch.job_id(name, row.id), connection=ntf.redis, serializer=queues.SERIALIZER
+        ).return_value()
         for name in (ntf.queue_name, other)
     )
     assert results[-1] == "sent" and results[0].startswith("nothing to do"), results
@@ -115,8 +116,9 @@ def test_a_transient_refusal_is_retried_with_backoff_and_delivered_once(
     assert failed_once.status == "pending" and not sink.messages
     assert "451" in (failed_once.last_error or "")
     assert "admin@clinic.example" not in (failed_once.last_error or "")
-    job = Job.fetch(dispatch.job_id(ntf.queue_name, row.id), connection=ntf.redis,
-                    serializer=queues.SERIALIZER)
+    job = Job.fetch(
+        dispatch.job_id(ntf.queue_name, row.id), connection=ntf.redis, serializer=queues.SERIALIZER
+    )
     assert job.get_status() == "scheduled"  # backoff through rq's scheduler
 
     ntf.work_until(lambda: ntf.row(row.id).status == "sent")
@@ -158,8 +160,9 @@ def test_a_permanent_refusal_is_recorded_and_not_retried(
     assert reply[:3] in (failed.last_error or "")
     assert "m3@staff.example" not in (failed.last_error or "")
     assert handler.attempts == 1 and not sink.messages
-    job = Job.fetch(dispatch.job_id(ntf.queue_name, row.id), connection=ntf.redis,
-                    serializer=queues.SERIALIZER)
+    job = Job.fetch(
+        dispatch.job_id(ntf.queue_name, row.id), connection=ntf.redis, serializer=queues.SERIALIZER
+    )
     result = job.return_value()
     assert result.startswith("failed: ") and reply[:3] in result
     # A clinician's address appears in no log line, even when the server quotes it.
@@ -220,7 +223,8 @@ def test_a_row_claimed_by_a_dead_worker_is_sent_after_its_lease(
     def claim(at: object) -> None:
         with ntf.runtime.db.session() as session, session.begin():
             session.execute(
-                update(Notification).where(Notification.id == row.id)
+                update(Notification)
+                .where(Notification.id == row.id)
                 .values(status="sending", claimed_at=at, attempts=1)
             )
 

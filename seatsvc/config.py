@@ -41,6 +41,12 @@ class Config:
     max_content_length: int = 64 * 1024
     trial_days: int = 14
     max_seat_quantity: int = 10_000
+    # Billing: how prorations are invoiced (`daily` or `immediate`, see README), and
+    # the debounce that turns a burst of seat changes into one Stripe update.
+    billing_invoice_mode: str = "daily"
+    billing_quiet_ms: int = 500
+    billing_max_wait_ms: int = 5_000
+    billing_lock_seconds: int = 60
     testing: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -71,6 +77,9 @@ class Config:
             sentry_dsn=opt("SENTRY_DSN"),
             port=int(opt("PORT") or cls.port),
             max_content_length=int(opt("MAX_CONTENT_LENGTH") or cls.max_content_length),
+            billing_invoice_mode=opt("BILLING_INVOICE_MODE") or cls.billing_invoice_mode,
+            billing_quiet_ms=int(opt("BILLING_QUIET_MS") or cls.billing_quiet_ms),
+            billing_max_wait_ms=int(opt("BILLING_MAX_WAIT_MS") or cls.billing_max_wait_ms),
         )
 
     def with_overrides(self, **changes: Any) -> Config:
@@ -80,5 +89,7 @@ class Config:
         """Refuse to start without the secrets that protect money and people."""
         if not self.api_tokens:
             raise RuntimeError("SEATSVC_API_TOKENS is empty: every /v1 call would be refused")
+        if self.billing_invoice_mode not in ("daily", "immediate"):
+            raise RuntimeError("BILLING_INVOICE_MODE must be 'daily' or 'immediate'")
         if len(self.secret_key) < 16:
             raise RuntimeError("SEATSVC_SECRET_KEY must be set (at least 16 characters)")

@@ -199,6 +199,15 @@ class BillingOutbox(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     reconcile_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the oldest change not yet in Stripe was made (null when in sync): bounds the debounce.
+    first_pending_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Quantity updates sent in the current one-hour window (seatsvc.billing.limits).
+    window_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    window_updates: Mapped[int] = mapped_column(Integer, default=0)
+    # Prorations are waiting in Stripe for the agency's next proration invoice.
+    invoice_needed: Mapped[bool] = mapped_column(Boolean, default=False)
+    invoice_day: Mapped[str | None] = mapped_column(String(10))
+    invoices_today: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from seatsvc.runtime import Runtime
 from seatsvc.services.members import InvitePolicy
-from seatsvc.services.outbox import OutboxTouched
 
 T = TypeVar("T")
 
@@ -22,15 +21,7 @@ def runtime() -> Runtime:
 
 
 def transaction(work: Callable[[Session], T]) -> T:
-    rt = runtime()
-    touched: list[OutboxTouched | None] = [None]
-
-    def unit(session: Session) -> T:
-        result = work(session)
-        touched[0] = session.info.pop("outbox", None)
-        return result
-
-    return rt.db.run(unit, after_commit=lambda _result: rt.after_commit(touched[0]))
+    return runtime().transaction(work)
 
 
 def invite_policy() -> InvitePolicy:

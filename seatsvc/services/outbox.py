@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -37,19 +37,21 @@ def touched(session: Session) -> OutboxTouched:
 
 
 def create_billing_outbox(session: Session, agency_id: str) -> None:
-    session.add(BillingOutbox(agency_id=agency_id, desired_version=1))
+    session.add(BillingOutbox(agency_id=agency_id, desired_version=1, first_pending_at=utcnow()))
     touched(session).billing_agency_ids.add(agency_id)
 
 
 def request_billing_sync(session: Session, agency_id: str) -> None:
     """The agency's desired Stripe state changed: one more version to converge to."""
+    now = utcnow()
     session.execute(
         update(BillingOutbox)
         .where(BillingOutbox.agency_id == agency_id)
         .values(
             desired_version=BillingOutbox.desired_version + 1,
             status=OutboxStatus.PENDING,
-            updated_at=utcnow(),
+            first_pending_at=func.coalesce(BillingOutbox.first_pending_at, now),
+            updated_at=now,
         )
         .execution_options(synchronize_session=False)
     )

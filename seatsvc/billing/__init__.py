@@ -1,0 +1,1 @@
+"""Making Stripe follow the seat ledger: the gateway, the sync plan, the limits."""

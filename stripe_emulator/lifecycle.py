@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from stripe_emulator import billing, subscriptions
+from stripe_emulator import billing, cancel, subscriptions
 from stripe_emulator.context import Ctx
 from stripe_emulator.render import render
 from stripe_emulator.wire import JSONDict
@@ -65,7 +65,7 @@ def process(ctx: Ctx, sub: JSONDict, kind: str, at: int) -> None:
         ctx.emit("customer.subscription.trial_will_end", sub)
         return
     if kind == "renew" and sub.get("cancel_at_period_end"):
-        subscriptions.end_subscription(ctx, sub, at=at)
+        cancel.end_subscription(ctx, sub, at=at)
         return
     _start_period(ctx, sub, at, "subscription_cycle")
     after = render(ctx.store, sub)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from stripe_emulator import billing, errors, preview, shapes, shapes_billing, subscriptions
+from stripe_emulator import (
+    billing,
+    cancel,
+    errors,
+    lifecycle,
+    preview,
+    shapes,
+    shapes_billing,
+    subscriptions,
+)
 from stripe_emulator.api import Route, out, out_list
 from stripe_emulator.context import Ctx
 from stripe_emulator.payment_methods import payment_method_id
@@ -45,12 +54,15 @@ def get_subscription(ctx: Ctx, p: dict[str, Any], sub_id: str) -> JSONDict:
 
 def update_subscription(ctx: Ctx, p: dict[str, Any], sub_id: str) -> JSONDict:
     sub = ctx.store.get(sub_id, "subscription")
-    return out(ctx, subscriptions.update_subscription(ctx, sub, p), p)
+    subscriptions.update_subscription(ctx, sub, p)
+    if p.get("trial_end") == "now" and sub["status"] == "trialing":
+        lifecycle.process(ctx, sub, "trial_end", ctx.now)  # the paid period starts now
+    return out(ctx, sub, p)
 
 
 def cancel_subscription(ctx: Ctx, p: dict[str, Any], sub_id: str) -> JSONDict:
     sub = ctx.store.get(sub_id, "subscription")
-    return out(ctx, subscriptions.cancel_subscription(ctx, sub, p), p)
+    return out(ctx, cancel.cancel_subscription(ctx, sub, p), p)
 
 
 def list_subscriptions(ctx: Ctx, p: dict[str, Any]) -> JSONDict:

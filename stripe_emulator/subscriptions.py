@@ -19,6 +19,7 @@ from stripe_emulator.wire import JSONDict, as_bool, as_int, as_list, new_id
 class PlannedItem(ItemChange):
     is_new: bool = False
     deleted: bool = False
+    metadata: Any = None  # the item's `metadata` parameter, if given
 
 
 def _recurring_price(ctx: Ctx, price_id: Any, param: str) -> JSONDict:
@@ -63,6 +64,7 @@ def plan_items(ctx: Ctx, sub: JSONDict, items_param: Any) -> list[PlannedItem]:
                     None if deleted else new_price,
                     0 if deleted else qty,
                     deleted=deleted,
+                    metadata=entry.get("metadata"),
                 )
             )
             continue
@@ -77,7 +79,11 @@ def plan_items(ctx: Ctx, sub: JSONDict, items_param: Any) -> list[PlannedItem]:
                 param=f"items[{i}][price]",
             )
         qty = _quantity(entry.get("quantity"), 1, f"items[{i}][quantity]")
-        plans.append(PlannedItem(new_id("si", 14), None, 0, price, qty, is_new=True))
+        plans.append(
+            PlannedItem(
+                new_id("si", 14), None, 0, price, qty, is_new=True, metadata=entry.get("metadata")
+            )
+        )
     return plans
 
 
@@ -90,6 +96,7 @@ def apply_items(ctx: Ctx, sub: JSONDict, plans: list[PlannedItem]) -> None:
                 sub["id"], plan.new_price["id"], plan.new_quantity, ctx.now
             )
             item["id"] = plan.item_id
+            item["metadata"] = shapes.metadata_of({"metadata": plan.metadata or {}})
             store.add(item)
             sub["_item_ids"].append(item["id"])
         elif plan.deleted:
@@ -100,6 +107,8 @@ def apply_items(ctx: Ctx, sub: JSONDict, plans: list[PlannedItem]) -> None:
             item["quantity"] = plan.new_quantity
             if plan.new_price is not None:
                 item["price"] = plan.new_price["id"]
+            if plan.metadata is not None:
+                item["metadata"] = shapes.metadata_of({"metadata": plan.metadata}, item["metadata"])
 
 
 def _quantity_changed(plans: list[PlannedItem]) -> bool:
@@ -150,6 +159,7 @@ def create_subscription(ctx: Ctx, params: dict[str, Any]) -> JSONDict:
     if failure is not None and behavior == "error_if_incomplete":
         raise failure
     sub["default_payment_method"] = pm_id
+    customer["currency"] = customer["currency"] or sub["currency"]
     sub["_period_start"], sub["_period_end"] = now, period_end
     if trial_end_ts:
         sub["trial_start"], sub["trial_end"] = now, trial_end_ts
@@ -344,50 +354,6 @@ def after_invoice_paid(ctx: Ctx, inv: JSONDict) -> None:
         before = render(ctx.store, sub)
         sub["status"] = "active"
         _emit_updated(ctx, sub, before)
-
-
-def cancel_subscription(ctx: Ctx, sub: JSONDict, params: dict[str, Any]) -> JSONDict:
-    store = ctx.store
-    if sub["status"] == "canceled":
-        raise errors.invalid_request(
-            f"This subscription has already been canceled: {sub['id']}", code="resource_missing"
-        )
-    if as_bool(params.get("prorate")) and sub["status"] != "trialing":
-        plans = [
-            ItemChange(
-                i,
-                store.get(store.objects[i]["price"], "price"),
-                int(store.objects[i]["quantity"]),
-                None,
-                0,
-            )
-            for i in sub["_item_ids"]
-        ]
-        for line in billing.proration_lines(ctx, sub, plans, ctx.now):
-            store.add(line)
-    end_subscription(ctx, sub, params.get("cancellation_details"))
-    if as_bool(params.get("invoice_now")):
-        customer = store.get(sub["customer"], "customer")
-        inv = billing.create_invoice(
-            ctx, customer, sub, "subscription_cycle", include_pending=True, enforce_limits=False
-        )
-        billing.finalize(ctx, inv)
-        billing.attempt_payment(ctx, inv)
-    return sub
-
-
-def end_subscription(ctx: Ctx, sub: JSONDict, details: Any = None, at: int | None = None) -> None:
-    when = at or ctx.now
-    sub["status"] = "canceled"
-    sub["canceled_at"] = sub["canceled_at"] or ctx.now
-    sub["ended_at"] = when
-    sub["pending_update"] = None
-    sub.pop("_pending_plans", None)
-    if isinstance(details, dict):
-        sub["cancellation_details"].update(details)
-    if not sub["cancellation_details"].get("reason"):
-        sub["cancellation_details"]["reason"] = "cancellation_requested"
-    ctx.emit("customer.subscription.deleted", sub)
 
 
 def _emit_updated(ctx: Ctx, sub: JSONDict, before: JSONDict) -> None:

@@ -128,3 +128,20 @@ def test_subscription_items_service(client: stripe.StripeClient, catalog: Catalo
     client.v1.subscription_items.delete(added.id, params={"proration_behavior": "none"})
     again = client.v1.subscriptions.retrieve(sub.id)
     assert [i.price.id for i in again["items"].data] == [catalog.base.id]
+
+
+def test_trial_end_now_and_item_metadata(client: stripe.StripeClient, catalog: Catalog) -> None:
+    sub = client.v1.subscriptions.create(
+        params={
+            "customer": catalog.customer.id,
+            "items": [{"price": catalog.base.id, "metadata": {"seat": "base"}}],
+            "trial_period_days": 30,
+        }
+    )
+    assert sub["items"].data[0].metadata == {"seat": "base"}
+    ended = client.v1.subscriptions.update(
+        sub.id, params={"trial_end": "now", "expand": ["latest_invoice"]}
+    )
+    assert ended.status == "active"
+    assert ended.latest_invoice.amount_paid == 3000
+    assert client.v1.customers.retrieve(catalog.customer.id).currency == "usd"

@@ -138,7 +138,7 @@ def test_trial_end_now_and_item_metadata(client: stripe.StripeClient, catalog: C
             "trial_period_days": 30,
         }
     )
-    assert sub["items"].data[0].metadata == {"seat": "base"}
+    assert sub["items"].data[0].metadata.to_dict() == {"seat": "base"}
     ended = client.v1.subscriptions.update(
         sub.id, params={"trial_end": "now", "expand": ["latest_invoice"]}
     )

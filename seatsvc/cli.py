@@ -9,6 +9,13 @@ from seatsvc import migrate
 
 
 def register_cli(app: Flask) -> None:
+    # The worker-side groups; imported here because workers import seatsvc, not the reverse.
+    from workers.billing_cli import billing_group
+    from workers.cli import notifications
+
+    app.cli.add_command(billing_group)
+    app.cli.add_command(notifications)
+
     @app.cli.group("db")
     def db_group() -> None:
         """Database schema (Alembic)."""

@@ -60,6 +60,17 @@ class InvoiceSnapshot:
     paid: bool
 
 
+def stripe_client(config: Config) -> stripe.StripeClient:
+    """Real Stripe with STRIPE_API_KEY, or whatever STRIPE_API_BASE names (the emulator)."""
+    return stripe.StripeClient(
+        config.stripe_api_key or "sk_test_emulator",
+        base_addresses={"api": config.stripe_api_base} if config.stripe_api_base else None,
+        # The jobs own retrying (RQ Retry with backoff), so the SDK must not add its own.
+        max_network_retries=0,
+        http_client=stripe.RequestsClient(timeout=20),
+    )
+
+
 class StripeGateway:
     def __init__(self, client: stripe.StripeClient, prices: Mapping[str, str]) -> None:
         self.client = client
@@ -68,14 +79,7 @@ class StripeGateway:
 
     @classmethod
     def from_config(cls, config: Config) -> StripeGateway:
-        client = stripe.StripeClient(
-            config.stripe_api_key or "sk_test_emulator",
-            base_addresses={"api": config.stripe_api_base} if config.stripe_api_base else None,
-            # The jobs own retrying (RQ Retry with backoff), so the SDK must not add its own.
-            max_network_retries=0,
-            http_client=stripe.RequestsClient(timeout=20),
-        )
-        gateway = cls(client, {})
+        gateway = cls(stripe_client(config), {})
         gateway.prices = gateway._resolve_prices(config)
         gateway._seat_type_of_price = {price: seat for seat, price in gateway.prices.items()}
         return gateway

@@ -1,0 +1,86 @@
+"""The periodic jobs, on rq's own cron: `python -m workers.scheduler` (run exactly one).
+
+Each periodic job is a small sweep that enqueues the real work, so a missed
+tick only delays it: the billing sweep re-enqueues outbox rows that did not
+reach Stripe (Redis was down at request time, a job was lost), the
+notification sweep does the same for emails, and once a day every agency with
+pending prorations gets one invoice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from dotenv import load_dotenv
+from rq import Queue, cron_job_registry
+from rq.cron import CronJob, CronScheduler
+
+from seatsvc.config import Config
+from seatsvc.runtime import Runtime
+from workers import billing, context, notifier, queues
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 60
+DAILY_INVOICE_CRON = "0 6 * * *"  # 06:00 UTC: after the US day's changes, before its business day
+
+
+class JsonCronJob(CronJob):
+    """rq 2.x's CronJob enqueues with the default (pickle) serializer; ours read JSON."""
+
+    def enqueue(self, connection: Any) -> Any:
+        assert self.func is not None, "a cron job registered without a function"
+        queue = Queue(self.queue_name, connection=connection, serializer=queues.SERIALIZER)
+        job = queue.enqueue(self.func, *self.args, **self.kwargs, **self.job_options)
+        cron_job_registry.add(self.name, connection)
+        log.info("enqueued periodic job %s on %s", self.name, self.queue_name)
+        return job
+
+
+class JsonCronScheduler(CronScheduler):
+    def register(self, *args: Any, **kwargs: Any) -> CronJob:
+        job = super().register(*args, **kwargs)
+        job.__class__ = JsonCronJob
+        return job
+
+
+def build_scheduler(runtime: Runtime) -> JsonCronScheduler:
+    scheduler = JsonCronScheduler(connection=runtime.redis, name="seatsvc-scheduler")
+    scheduler.register(
+        billing.sweep_billing,
+        billing.BILLING_QUEUE,
+        interval=SWEEP_SECONDS,
+        name="billing-sweep",
+        result_ttl=600,
+    )
+    scheduler.register(
+        notifier.sweep_notifications,
+        queues.NOTIFIER_QUEUE,
+        interval=SWEEP_SECONDS,
+        name="notification-sweep",
+        result_ttl=600,
+    )
+    scheduler.register(
+        billing.invoice_due,
+        billing.BILLING_QUEUE,
+        cron=DAILY_INVOICE_CRON,
+        name="daily-proration-invoices",
+        result_ttl=24 * 3600,
+    )
+    return scheduler
+
+
+def main() -> None:
+    load_dotenv()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    config = Config.from_env()
+    if not config.redis_url:
+        raise SystemExit("REDIS_URL is not set: the scheduler needs the Redis the workers use")
+    runtime = Runtime.build(config)
+    context.install(runtime)
+    build_scheduler(runtime).start()  # type: ignore[no-untyped-call]
+
+
+if __name__ == "__main__":
+    main()

@@ -85,6 +85,7 @@ def start_gunicorn(
     workers: int = 3,
     threads: int = 8,
     boot_timeout: float = 45.0,
+    access_log: bool = True,
 ) -> LiveServer:
     """Start `python -m gunicorn app_spec` on a free port and wait for /healthz."""
     port = free_port()
@@ -94,9 +95,9 @@ def start_gunicorn(
         "--threads", str(threads),
         "--bind", f"127.0.0.1:{port}",
         "--graceful-timeout", "5",
-        "--access-logfile", "-",
-        "--access-logformat", ACCESS_LOG_FORMAT,
     ]  # fmt: skip
+    if access_log:
+        command += ["--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command, cwd=REPO_ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT

@@ -70,7 +70,7 @@ class Live:
         return replies
 
     def burst(self, calls: list[Call]) -> list[Reply]:
-        """All at once from several client processes; proves several workers answered."""
+        """All at once from several client processes; big bursts must reach several workers."""
         offset = self.server.log_size()
         replies = burst(self.server.url, API_TOKEN, calls, processes=CLIENT_PROCESSES)
         assert len({reply.client_pid for reply in replies}) == CLIENT_PROCESSES

@@ -24,7 +24,7 @@ from seatsvc.models import Notification
 from seatsvc.runtime import Runtime
 from seatsvc.services.outbox import OutboxTouched
 from seatsvc.types import NotificationStatus
-from workers import queues
+from workers import billing, queues
 from workers.notifier import JOB_TIMEOUT, due_for_sweep
 
 log = logging.getLogger(__name__)
@@ -92,9 +92,9 @@ def enqueue_many(
 class RqDispatcher:
     """The `seatsvc.runtime.Dispatcher` that hands committed notifications to the notifier.
 
-    Billing sync and reconcile requests (`billing_agency_ids`,
-    `reconcile_agency_ids`) belong to the billing worker's issue: until then
-    they are ignored here and their outbox rows simply wait.
+    Billing changes enqueue the agency's sync job (one per agency, coalescing).
+    Reconcile requests (`reconcile_agency_ids`) belong to the webhooks and
+    reconciliation issue: until then their rows simply wait.
     """
 
     def __init__(
@@ -110,6 +110,9 @@ class RqDispatcher:
         self.retry = retry
 
     def dispatch(self, touched: OutboxTouched) -> None:
+        # Billing first: a seat change reaching Stripe matters more than its email.
+        for agency_id in sorted(touched.billing_agency_ids):
+            billing.enqueue_sync(self.connection, agency_id)
         if not touched.notification_keys:
             return
         ids = self.pending_ids(touched.notification_keys)

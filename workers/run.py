@@ -1,7 +1,8 @@
-"""Start an RQ worker for seatsvc's queues: `python -m workers.run notifier`.
+"""Start an RQ worker for seatsvc's queues: `python -m workers.run worker|notifier`.
 
-The Procfile's `notifier` process. It loads `.env`, builds one Runtime (config,
-database engine) for the jobs, uses the JSON serializer, and runs rq's
+The Procfile's `worker` (billing) and `notifier` processes. It loads `.env`,
+builds one Runtime (config, database engine) for the jobs, uses the JSON
+serializer, and runs rq's
 scheduler alongside (RQ needs it for `Retry` intervals; rq's scheduler lock
 keeps one active per queue however many workers run it).
 """
@@ -17,9 +18,9 @@ from rq import SimpleWorker, Worker
 
 from seatsvc.config import Config
 from seatsvc.runtime import Runtime
-from workers import context, queues
+from workers import billing, context, queues
 
-ROLES = {"notifier": [queues.NOTIFIER_QUEUE]}
+ROLES = {"notifier": [queues.NOTIFIER_QUEUE], "worker": [billing.BILLING_QUEUE]}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,7 +34,6 @@ def render(store: Store, obj: JSONDict, expand: list[str] | None = None) -> JSON
                 "object": "list",
                 "data": [render_item(store, i, obj) for i in items],
                 "has_more": False,
-                "total_count": len(items),
                 "url": f"/v1/subscription_items?subscription={obj['id']}",
             }
         elif kind == "subscription_item":

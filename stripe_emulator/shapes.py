@@ -242,7 +242,7 @@ def subscription(params: dict[str, Any], customer_id: str, currency: str, now: i
         "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
         "billing_cycle_anchor": now,
         "billing_cycle_anchor_config": None,
-        "billing_mode": {"type": "classic"},
+        "billing_mode": {"type": "classic", "flexible": None},
         "billing_schedules": [],
         "billing_thresholds": None,
         "cancel_at": None,
@@ -261,7 +261,13 @@ def subscription(params: dict[str, Any], customer_id: str, currency: str, now: i
         "description": params.get("description") or None,
         "discounts": [],
         "ended_at": None,
-        "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}},
+        "invoice_settings": {
+            "account_tax_ids": None,
+            "custom_fields": None,
+            "description": None,
+            "footer": None,
+            "issuer": {"type": "self"},
+        },
         "items": None,  # rendered from the stored items
         "latest_invoice": None,
         "livemode": False,

@@ -305,6 +305,9 @@ def _make_pending_update(
         would_be.append(render_item(store, item, sub))
     sub["pending_update"] = {
         "billing_cycle_anchor": None,
+        "discount": None,
+        "discounts": [],
+        "metadata": None,
         "expires_at": ctx.now + store.config.pending_update_ttl,
         "subscription_items": would_be,
         "trial_end": None,

@@ -103,3 +103,58 @@ def test_list_and_error_shapes(raw: Raw) -> None:
     assert error["param"] == "id"
     assert error["message"] == "No such subscription: 'sub_nope'"
     assert missing.headers["Request-Id"].startswith("req_")
+
+
+# Documented by Stripe's API reference though absent from the generated fixture.
+KNOWN_NESTED_EXTRAS = {"price_details", "subscription_item"}
+
+
+def nested_key_diffs(ours: Any, theirs: Any, path: str = "") -> list[str]:
+    """Key differences of nested hashes present on both sides (metadata excepted)."""
+    diffs: list[str] = []
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        if path.endswith("metadata"):
+            return diffs
+        missing = set(theirs) - set(ours)
+        extra = set(ours) - set(theirs) - KNOWN_NESTED_EXTRAS
+        if missing or extra:
+            diffs.append(f"{path}: missing {sorted(missing)}, extra {sorted(extra)}")
+        for key in set(ours) & set(theirs):
+            diffs += nested_key_diffs(ours[key], theirs[key], f"{path}.{key}")
+    elif isinstance(ours, list) and isinstance(theirs, list) and ours and theirs:
+        diffs += nested_key_diffs(ours[0], theirs[0], f"{path}[0]")
+    return diffs
+
+
+def test_nested_hashes_match_too(
+    raw: Raw, catalog: Catalog, stripe_fixtures: dict[str, Any]
+) -> None:
+    sub = raw.call(
+        "POST",
+        "/v1/subscriptions",
+        data={"customer": catalog.customer.id, "items[0][price]": catalog.base.id},
+    ).json()
+    raw.call(
+        "POST",
+        f"/v1/customers/{catalog.customer.id}",
+        data={"invoice_settings[default_payment_method]": "pm_card_chargeCustomerFail"},
+    )
+    pending = raw.call(
+        "POST",
+        f"/v1/subscriptions/{sub['id']}",
+        data={
+            "items[0][id]": sub["items"]["data"][0]["id"],
+            "items[0][quantity]": "4",
+            "proration_behavior": "always_invoice",
+            "payment_behavior": "pending_if_incomplete",
+            "expand[]": "latest_invoice",
+        },
+    ).json()
+    assert pending["pending_update"] is not None
+    invoice = pending.pop("latest_invoice")
+    pending["latest_invoice"] = invoice["id"]
+    diffs = nested_key_diffs(pending, stripe_fixtures["subscription"], "subscription")
+    diffs += nested_key_diffs(invoice, stripe_fixtures["invoice"], "invoice")
+    customer = raw.call("GET", f"/v1/customers/{catalog.customer.id}").json()
+    diffs += nested_key_diffs(customer, stripe_fixtures["customer"], "customer")
+    assert diffs == []

@@ -429,3 +429,80 @@ def test_accept_link_clicked_concurrently_activates_once(live: Live) -> None:
     assert live.count("invites", "used_at IS NOT NULL AND member_id = 'clicker'") == 1
     assert live.holding() == 1
     assert_no_over_allocation(live.engine)
+
+
+# --- (h) everything at once: the invariants hold whatever the interleaving ----------------
+
+
+def test_mixed_seat_traffic_keeps_the_ledger_and_outbox_exact(live: Live) -> None:
+    live.agency(seats=8, auto_add=True)
+    live.ok("PUT", f"{AGENCY_PATH}/seats/voice", {"quantity": 3})
+    settled = [f"settled-{n}" for n in range(8)]
+    live.join_all(settled)
+    assert outcomes(live.setup([seat_request(m) for m in settled])) == {"activated": 8}
+    version_before = live.desired_version()
+    events_before = live.count("seat_events", "agency_id = :a", a=AGENCY)
+    seat_outcomes: Counter[str] = Counter()
+
+    for round_ in range(2):
+        base = [f"r{round_}-b{n:02d}" for n in range(24)]
+        voice = [f"r{round_}-v{n}" for n in range(8)]
+        live.setup(
+            [member_call(m) for m in base] + [member_call(m, seat_type="voice") for m in voice]
+        )
+        calls = [seat_request(m) for m in [*base, *voice]]
+        calls += [
+            member_call(f"r{round_}-inv{n}", "invite", ("base", "voice")[n % 2]) for n in range(6)
+        ]
+        calls += [
+            Call("PUT", f"{AGENCY_PATH}/seats/{seat_type}", {"quantity": quantity})
+            for seat_type, quantity in [
+                ("base", 4),
+                ("base", 12),
+                ("base", 20),
+                ("voice", 1),
+                ("voice", 6),
+            ]
+        ]
+        calls += [
+            Call("PATCH", f"{AGENCY_PATH}/settings", body)
+            for body in ({"auto_add_seats": False}, {"auto_add_seats": True}, {"auto_add_cap": 40},
+                         {"auto_add_cap": None})
+        ]  # fmt: skip
+        leaving, moving = (
+            settled[round_ * 2 : round_ * 2 + 1],
+            settled[round_ * 2 + 1 : round_ * 2 + 2],
+        )
+        calls += [Call("DELETE", f"{AGENCY_PATH}/members/{m}") for m in leaving]
+        calls += [
+            Call("PUT", f"{AGENCY_PATH}/members/{m}/seat", {"seat_type": "voice"}) for m in moving
+        ]
+
+        replies = live.burst(calls)
+
+        assert {r.status for r in replies} <= {200, 201, 409}, Counter(r.status for r in replies)
+        assert set(error_codes(replies)) <= {"no_capacity", "below_used"}
+        seat_outcomes += outcomes([r for r in replies if r.call.path.endswith("/seat-request")])
+        assert_no_over_allocation(live.engine)
+
+    assert set(seat_outcomes) <= {"activated", "auto_added", "blocked"}
+    assert sum(seat_outcomes.values()) == 64
+    # Every seat-count change is one ledger event and one outbox version, nothing lost.
+    events = live.rows(
+        "SELECT seat_type, delta, purchased_after, type FROM seat_events"
+        " WHERE agency_id = :a ORDER BY id",
+        a=AGENCY,
+    )
+    assert live.desired_version() - version_before == len(events) - events_before
+    assert sum(1 for *_, kind in events if kind == "auto_added") == seat_outcomes["auto_added"]
+    agency = live.ok("GET", AGENCY_PATH)
+    for seat_type in ("base", "voice"):
+        total = 0
+        for event_seat_type, delta, after, _ in events:
+            if event_seat_type == seat_type:
+                assert total + delta == after
+                total = after
+        assert total == agency["seats"][seat_type]["purchased"]
+        assert agency["seats"][seat_type]["used"] == live.holding(seat_type)
+    assert live.count("notifications", "kind = 'seat_auto_added'") == seat_outcomes["auto_added"]
+    assert live.count("notifications", "kind = 'member_blocked'") == seat_outcomes["blocked"]

@@ -23,6 +23,12 @@ def main(argv: list[str] | None = None) -> None:
         help="accept only this key (default: any sk_test_/rk_test_ key)",
     )
     parser.add_argument("--frozen-clock", action="store_true", help="start with a frozen clock")
+    parser.add_argument(
+        "--webhook-url", help="register a webhook endpoint for every event at startup"
+    )
+    parser.add_argument(
+        "--webhook-secret", help="its signing secret (whsec_...); generated when omitted"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
@@ -31,7 +37,12 @@ def main(argv: list[str] | None = None) -> None:
     emulator = StripeEmulator(api_key=args.api_key)
     if args.frozen_clock:
         emulator.freeze_clock(True)
-    print(f"stripe emulator on http://{args.host}:{args.port} (control API: /_emulator/)")
+    print(
+        f"stripe emulator on http://{args.host}:{args.port} (control API: /_emulator/)", flush=True
+    )
+    if args.webhook_url:
+        endpoint = emulator.add_webhook_endpoint(args.webhook_url, args.webhook_secret)
+        print(f"webhooks -> {endpoint['url']} signed with {endpoint['secret']}", flush=True)
     try:
         emulator.serve_forever(args.host, args.port)
     except KeyboardInterrupt:

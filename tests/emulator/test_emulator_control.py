@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 import stripe
-from emulator_support import API_KEY, Catalog, Raw
+from emulator_support import API_KEY, Catalog, Raw, WebhookSink
 
 from stripe_emulator import StripeEmulator
 
@@ -193,11 +193,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_command_line_server_starts_fast_on_localhost() -> None:
+def test_command_line_server_starts_fast_on_localhost(sink: WebhookSink) -> None:
     port = _free_port()
     env = dict(os.environ)
+    command = [sys.executable, "-m", "stripe_emulator", "--port", str(port)]
+    command += ["--webhook-url", sink.url, "--webhook-secret", "whsec_cli"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stripe_emulator", "--port", str(port)],
+        command,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -216,6 +218,11 @@ def test_command_line_server_starts_fast_on_localhost() -> None:
                     raise
                 time.sleep(0.05)
         assert time.monotonic() - started < 3  # imports included; the server itself is instant
+        client.v1.customers.create()
+        [event] = sink.wait_for(1)
+        assert event["type"] == "customer.created"
+        signature = sink.received[0]["headers"]["Stripe-Signature"]
+        stripe.Webhook.construct_event(sink.received[0]["body"], signature, "whsec_cli")
     finally:
         proc.terminate()
         proc.wait(timeout=5)

@@ -212,9 +212,14 @@ def void_invoice(ctx: Ctx, p: dict[str, Any], in_id: str) -> JSONDict:
     inv = ctx.store.get(in_id, "invoice")
     if inv["status"] != "open":
         raise errors.invalid_request(f"You can only void open invoices, not {inv['status']}.")
-    inv["status"] = "void"
-    inv["status_transitions"]["voided_at"] = ctx.now
-    ctx.emit("invoice.voided", inv)
+    sub = ctx.store.find(str(inv.get("subscription")), "subscription")
+    if sub is not None and sub.get("pending_update") and sub["latest_invoice"] == in_id:
+        # voiding the invoice of a pending update cancels the update
+        subscriptions.expire_pending_update(ctx, sub, expired_event=False)
+    else:
+        inv["status"] = "void"
+        inv["status_transitions"]["voided_at"] = ctx.now
+        ctx.emit("invoice.voided", inv)
     return out(ctx, inv, p)
 
 

@@ -202,6 +202,11 @@ def update_subscription(ctx: Ctx, sub: JSONDict, params: dict[str, Any]) -> JSON
     changed = _quantity_changed(plans)
     if changed:
         store.check_quantity_update(sub["id"])
+    if changed and sub.get("pending_update"):
+        # A new item change replaces the pending one, computed from the current items
+        # (Stripe's pending-updates guide: a conflicting update expires the pending update).
+        expire_pending_update(ctx, sub)
+        before = render(store, sub)
     proration = str(params.get("proration_behavior") or "create_prorations")
     behavior = str(params.get("payment_behavior") or "allow_incomplete")
     at = as_int(params.get("proration_date")) or ctx.now
@@ -329,7 +334,8 @@ def apply_pending_update(ctx: Ctx, sub: JSONDict) -> None:
     _emit_updated(ctx, sub, before)
 
 
-def expire_pending_update(ctx: Ctx, sub: JSONDict) -> None:
+def expire_pending_update(ctx: Ctx, sub: JSONDict, *, expired_event: bool = True) -> None:
+    """Discard a pending update (it expired, was replaced, or its invoice was voided)."""
     before = render(ctx.store, sub)
     sub.pop("_pending_plans", None)
     sub["pending_update"] = None
@@ -340,7 +346,8 @@ def expire_pending_update(ctx: Ctx, sub: JSONDict) -> None:
         inv["status"] = "void"
         inv["status_transitions"]["voided_at"] = ctx.now
         ctx.emit("invoice.voided", inv)
-    ctx.emit("customer.subscription.pending_update_expired", sub)
+    if expired_event:
+        ctx.emit("customer.subscription.pending_update_expired", sub)
     _emit_updated(ctx, sub, before)
 
 

@@ -145,3 +145,28 @@ def test_pending_update_expires_with_the_clock(
         params={"type": "customer.subscription.pending_update_expired"}
     ).data
     assert len(expired) == 1
+
+
+def test_new_update_replaces_a_pending_one_and_void_cancels_it(
+    client: stripe.StripeClient, catalog: Catalog
+) -> None:
+    sub, item = _sub_then_card_fails(client, catalog)
+    pending = {
+        "proration_behavior": "always_invoice",
+        "payment_behavior": "pending_if_incomplete",
+    }
+    first = client.v1.subscriptions.update(
+        sub.id,
+        params={"items": [{"id": item.id, "quantity": 5}], **pending},  # type: ignore[typeddict-item]
+    )
+    second = client.v1.subscriptions.update(
+        sub.id,
+        params={"items": [{"id": item.id, "quantity": 7}], **pending},  # type: ignore[typeddict-item]
+    )
+    assert second.pending_update.subscription_items[0].quantity == 7
+    assert client.v1.invoices.retrieve(str(first.latest_invoice)).status == "void"
+    voided = client.v1.invoices.void_invoice(str(second.latest_invoice))
+    assert voided.status == "void"
+    after = client.v1.subscriptions.retrieve(sub.id)
+    assert after.pending_update is None
+    assert after["items"].data[0].quantity == 2

@@ -80,6 +80,7 @@ class Config:
             billing_invoice_mode=opt("BILLING_INVOICE_MODE") or cls.billing_invoice_mode,
             billing_quiet_ms=int(opt("BILLING_QUIET_MS") or cls.billing_quiet_ms),
             billing_max_wait_ms=int(opt("BILLING_MAX_WAIT_MS") or cls.billing_max_wait_ms),
+            billing_lock_seconds=int(opt("BILLING_LOCK_SECONDS") or cls.billing_lock_seconds),
         )
 
     def with_overrides(self, **changes: Any) -> Config:

@@ -15,10 +15,13 @@ from stripe_emulator.wire import JSONDict, as_bool, as_list
 
 # -- customers ---------------------------------------------------------------------------
 def create_customer(ctx: Ctx, p: dict[str, Any]) -> JSONDict:
+    default_pm = (p.get("invoice_settings") or {}).get("default_payment_method")
+    for token in (p.get("payment_method"), default_pm):
+        if token in shapes.DECLINE_ON_ATTACH:  # fail before anything is stored
+            raise errors.card_declined(shapes.DECLINE_ON_ATTACH[str(token)])
     cust = ctx.store.add(shapes.customer(p, ctx.now))
     if p.get("payment_method"):
         attach_payment_method(ctx, str(p["payment_method"]), cust)
-    default_pm = (p.get("invoice_settings") or {}).get("default_payment_method")
     if default_pm:
         cust["invoice_settings"]["default_payment_method"] = payment_method_id(
             ctx, cust, default_pm

@@ -186,6 +186,10 @@ class StripeApp:
         route = ROUTES[int(endpoint)]
         validation.validate(params, route.params)
         use_idem = bool(idem_key) and request.method == "POST"
+        if idem_key and len(idem_key) > 255:
+            raise errors.invalid_request(
+                "Idempotency-Key must be at most 255 characters long.", param="Idempotency-Key"
+            )
         scoped = f"{api_key}:{idem_key}"
         fingerprint = (request.method, request.path, json.dumps(params, sort_keys=True))
         if use_idem:

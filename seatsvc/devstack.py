@@ -1,8 +1,10 @@
-"""`make run`: the service on embedded defaults, for a machine with nothing but Python.
+"""`make run`: the whole stack on embedded defaults, for a machine with nothing but Python.
 
-Creates `.env` with fresh random secrets the first time, migrates the database
-(SQLite by default), starts an embedded Redis (fakeredis over TCP) when
-`REDIS_URL` is not set, then runs gunicorn as the Procfile's `web` does.
+Creates `.env` with fresh random secrets the first time and migrates the
+database (SQLite by default). What is not configured runs in this process:
+an embedded Redis (fakeredis over TCP), the Stripe emulator (with the Base and
+Voice prices) and an SMTP sink keeping mail in `instance/mail/`. Then honcho
+runs the Procfile's web, worker, notifier and scheduler against them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
@@ -21,6 +24,8 @@ from seatsvc.config import Config
 from seatsvc.migrate import PROJECT_ROOT, upgrade
 
 ENV_FILE = PROJECT_ROOT / ".env"
+EMULATOR_PORT = 12111
+PROCESSES = ("web", "worker", "notifier", "scheduler")
 
 
 def ensure_env_file(path: Path = ENV_FILE) -> None:
@@ -36,19 +41,56 @@ def ensure_env_file(path: Path = ENV_FILE) -> None:
     print(f"wrote {path.name} with fresh local secrets")
 
 
-def start_embedded_redis(port: int) -> str:
-    from fakeredis import TcpFakeServer
-
-    server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
-    threading.Thread(target=server.serve_forever, daemon=True, name="embedded-redis").start()
-    return f"redis://127.0.0.1:{port}/0"
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def start_embedded_redis() -> str:
+    from fakeredis import TcpFakeServer
+
+    port = free_port()
+    server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
+    threading.Thread(target=server.serve_forever, daemon=True, name="embedded-redis").start()
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def start_stripe_emulator() -> str:
+    from seatsvc.billing.catalog import ensure_prices
+    from stripe_emulator import StripeEmulator
+
+    emulator = StripeEmulator()
+    port = EMULATOR_PORT if port_is_free("127.0.0.1", EMULATOR_PORT) else 0
+    url = emulator.start(port=port)
+    prices = ensure_prices(emulator.client())
+    os.environ["STRIPE_PRICE_BASE"], os.environ["STRIPE_PRICE_VOICE"] = (
+        prices["base"],
+        prices["voice"],
+    )
+    return url
+
+
+def start_smtp_sink(smtp_url: str) -> bool:
+    """The sink, when SMTP_URL names a free local port; False when something else serves it."""
+    parts = urlsplit(smtp_url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 25
+    if host not in ("127.0.0.1", "localhost") or not port_is_free(host, port):
+        return False
+    from workers.smtp_sink import MailSink, start
+
+    start(MailSink(PROJECT_ROOT / "instance" / "mail"), host, port)
+    return True
 
 
 def main() -> None:
@@ -58,25 +100,38 @@ def main() -> None:
     config = Config.from_env()
     config.validate()
     upgrade(config.database_url)
+    parts = [f"database   {config.database_url}"]
     if not config.redis_url:
-        os.environ["REDIS_URL"] = start_embedded_redis(free_port())
-        print(f"embedded Redis (fakeredis) on {os.environ['REDIS_URL']}")
-    bind = f"127.0.0.1:{config.port}"
-    print(f"seatsvc listening on http://{bind}  (database: {config.database_url})")
-    print(f"try: curl -H 'Authorization: Bearer <token from .env>' http://{bind}/readyz")
+        os.environ["REDIS_URL"] = start_embedded_redis()
+        parts.append(f"redis      {os.environ['REDIS_URL']}  (embedded fakeredis)")
+    if not config.stripe_api_key and not config.stripe_api_base:
+        os.environ["STRIPE_API_BASE"] = start_stripe_emulator()
+        os.environ.setdefault("STRIPE_API_KEY", "sk_test_local")
+        parts.append(
+            f"stripe     {os.environ['STRIPE_API_BASE']}  (emulator; control API /_emulator/)"
+        )
+    if start_smtp_sink(config.smtp_url):
+        parts.append(f"smtp       {config.smtp_url}  (sink; mail kept in instance/mail/)")
+    os.environ.setdefault("HOST", "127.0.0.1")
+    # The Procfile names `gunicorn`, `python`, `flask`: this virtualenv's.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    parts.append(f"api        http://{os.environ['HOST']}:{config.port}  (token in .env)")
+    print("seatsvc local stack:\n  " + "\n  ".join(parts), flush=True)
     command = [
         sys.executable,
         "-m",
-        "gunicorn",
-        "seatsvc.wsgi:app",
-        "--bind",
-        bind,
-        "--workers",
-        "2",
-        "--access-logfile",
-        "-",
+        "honcho",
+        "-f",
+        "Procfile",
+        "start",
+        "-p",
+        str(config.port),
+        *PROCESSES,
     ]
-    raise SystemExit(subprocess.call(command))  # noqa: S603  (our own fixed argv)
+    try:
+        raise SystemExit(subprocess.call(command))  # noqa: S603  (our own fixed argv)
+    except KeyboardInterrupt:
+        raise SystemExit(0) from None
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Notifier fixtures: a real SMTP sink on a socket, real RQ queues, the worker's Runtime.
 
-Redis: the real server when reachable (CI requires it), else fakeredis served
-over TCP, so worker subprocesses can share it too. Every test gets its own
-queue names and cleans up its keys, so concurrent runs on one Redis never meet.
+Redis: the real server when reachable (CI requires it), else an in-process
+fakeredis (and the tests that need worker subprocesses are skipped). Every test
+gets its own queue names and cleans up its keys, so concurrent runs on one
+Redis never meet.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import secrets
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -47,22 +47,20 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    if backends.redis_reachable() is None:
-        yield backends.TEST_REDIS_URL
-        return
-    from fakeredis import TcpFakeServer
-
-    port = free_port()
-    server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"redis://127.0.0.1:{port}/0"
-    server.shutdown()
+def redis_url() -> str | None:
+    """The real Redis, or None: then an in-process fakeredis stands in (no subprocesses)."""
+    return backends.TEST_REDIS_URL if backends.redis_reachable() is None else None
 
 
 @pytest.fixture
-def redis_conn(redis_url: str) -> Iterator[redis.Redis]:
+def redis_conn(redis_url: str | None) -> Iterator[redis.Redis]:
+    if redis_url is None:
+        import fakeredis
+
+        # fakeredis over TCP (TcpFakeServer) drops connections now and then; in-process is exact.
+        fake: redis.Redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+        yield fake
+        return
     connection = redis.Redis.from_url(redis_url)
     yield connection
     connection.close()

@@ -79,8 +79,10 @@ def test_threads_racing_on_one_row_send_one_email(
 
 @pytest.mark.slow
 def test_two_worker_processes_racing_on_one_row_send_one_email(
-    api: Api, redis_url: str, notifier_factory: Callable[..., tuple[Notifier, Sink]]
+    api: Api, redis_url: str | None, notifier_factory: Callable[..., tuple[Notifier, Sink]]
 ) -> None:
+    if redis_url is None:
+        pytest.skip("worker processes need a real Redis (CI has one)")
     ntf, sink = notifier_factory(RefusingSink("", 0, delay=0.5))
     auto_add(api)
     [row] = ntf.rows()

@@ -59,4 +59,7 @@ def locked_pool_state(
     session: Session, agency: Agency, seat_type: str
 ) -> tuple[dict[str, SeatPool], PoolState]:
     pools = lock_pools(session, agency.id)
+    # Re-read the agency's rules after the lock: a request that waited behind an admin
+    # turning Auto-Add off (or lowering its cap) must obey the new setting.
+    session.refresh(agency)
     return pools, pool_state(session, agency, pools, seat_type)

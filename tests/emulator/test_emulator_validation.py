@@ -116,3 +116,20 @@ def test_unknown_url_is_404(raw: Raw) -> None:
     resp = raw.call("GET", "/v1/nothing_here")
     assert resp.status_code == 404
     assert resp.json()["error"]["message"].startswith("Unrecognized request URL (GET: /v1/")
+
+
+def test_expand_of_a_non_expandable_property_is_rejected(
+    client: stripe.StripeClient, catalog: Catalog
+) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        client.v1.customers.retrieve(catalog.customer.id, params={"expand": ["email"]})
+    assert "cannot be expanded (email)" in str(info.value)
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        client.v1.subscriptions.list(params={"expand": ["latest_invoice"]})
+    assert "data.latest_invoice" in str(info.value)
+    expanded = client.v1.customers.retrieve(
+        catalog.customer.id, params={"expand": ["invoice_settings.default_payment_method"]}
+    )
+    assert expanded.invoice_settings.default_payment_method.card.last4 == "4242"
+    listed = client.v1.subscriptions.list(params={"expand": ["data.customer"]})
+    assert listed.data == []

@@ -202,11 +202,6 @@ def update_subscription(ctx: Ctx, sub: JSONDict, params: dict[str, Any]) -> JSON
     changed = _quantity_changed(plans)
     if changed:
         store.check_quantity_update(sub["id"])
-    if changed and sub.get("pending_update"):
-        # A new item change replaces the pending one, computed from the current items
-        # (Stripe's pending-updates guide: a conflicting update expires the pending update).
-        expire_pending_update(ctx, sub)
-        before = render(store, sub)
     proration = str(params.get("proration_behavior") or "create_prorations")
     behavior = str(params.get("payment_behavior") or "allow_incomplete")
     at = as_int(params.get("proration_date")) or ctx.now
@@ -214,6 +209,7 @@ def update_subscription(ctx: Ctx, sub: JSONDict, params: dict[str, Any]) -> JSON
     if changed and proration != "none" and sub["status"] != "trialing":
         lines = billing.proration_lines(ctx, sub, list(plans), at)
     invoice_now = proration == "always_invoice" and bool(lines)
+    failure = None
     if invoice_now:
         store.check_invoice_creation(sub["id"])
         pending = billing.pending_items(ctx, customer["id"], sub["id"])
@@ -231,8 +227,13 @@ def update_subscription(ctx: Ctx, sub: JSONDict, params: dict[str, Any]) -> JSON
         failure = billing.charge_error(ctx, probe)
         if failure is not None and behavior == "error_if_incomplete":
             raise failure
-        if failure is not None and behavior == "pending_if_incomplete":
-            return _make_pending_update(ctx, sub, customer, plans, lines, before)
+    if changed and sub.get("pending_update"):
+        # A new item change replaces the pending one, computed from the current items
+        # (Stripe's pending-updates guide: a conflicting update expires the pending update).
+        expire_pending_update(ctx, sub)
+        before = render(store, sub)
+    if failure is not None and behavior == "pending_if_incomplete":
+        return _make_pending_update(ctx, sub, customer, plans, lines, before)
     _apply_simple_fields(ctx, sub, customer, params)
     apply_items(ctx, sub, plans)
     for line in lines:

@@ -21,12 +21,13 @@ def body(message: EmailMessage, subtype: str) -> str:
     part = message.get_body(preferencelist=(subtype,))
     assert part is not None, f"no text/{subtype} part"
     assert part.get_content_charset() == "utf-8"
-    return str(part.get_content())  # type: ignore[attr-defined]
+    return str(part.get_content())
 
 
 def only_message(sink: Sink) -> EmailMessage:
     assert len(sink.messages) == 1, [m["Subject"] for m in sink.messages]
-    return sink.messages[0]
+    message: EmailMessage = sink.messages[0]
+    return message
 
 
 def plain(html: str) -> str:

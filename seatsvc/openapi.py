@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from http import HTTPStatus
 from typing import Any
 
 from apispec import APISpec
@@ -70,6 +71,7 @@ def _operation(rule: str, doc: RouteDoc) -> dict[str, Any]:
         ],
         "responses": {
             str(doc.status): _response(doc.response, "OK"),
+            **{str(code): _response(doc.response, HTTPStatus(code).phrase) for code in doc.also},
             **{
                 str(code): _response(None, _ERROR_TEXT.get(code, "error"), error=True)
                 for code in doc.errors
@@ -86,6 +88,9 @@ def _operation(rule: str, doc: RouteDoc) -> dict[str, Any]:
     if doc.auth:
         operation["security"] = [{"bearer": []}]
         operation["responses"].setdefault("401", _response(None, "unauthorized", error=True))
+    if operation["parameters"] and operation["parameters"][0]["in"] == "path":
+        # An id outside the converter's pattern never routes: the router answers 404.
+        operation["responses"].setdefault("404", _response(None, "not_found", error=True))
     return operation
 
 

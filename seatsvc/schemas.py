@@ -24,6 +24,10 @@ MAX_TRIAL_SEAT_LIMIT = 1_000
 
 _id = validate.Regexp(ID_PATTERN, error="1 to 64 characters of [A-Za-z0-9_.:-]")
 _stripe_id = validate.Regexp(STRIPE_ID_PATTERN, error="not a Stripe id")
+# PostgreSQL text cannot hold NUL, and no name needs control characters.
+_no_control_chars = validate.Regexp(
+    r"^[^\x00-\x1f\x7f]*$", error="control characters are not allowed"
+)
 
 
 def _one_of(enum: type[SeatType | MemberStatus | MemberSource]) -> validate.OneOf:
@@ -49,7 +53,7 @@ class Email(fields.Email):
 
 
 class AgencyUpsertSchema(RequestSchema):
-    name = fields.String(required=True, validate=validate.Length(1, 200))
+    name = fields.String(required=True, validate=[validate.Length(1, 200), _no_control_chars])
     admin_emails = fields.List(Email(), required=True, validate=validate.Length(1, 20))
     stripe_customer_id = fields.String(validate=_stripe_id, allow_none=True)
     stripe_subscription_id = fields.String(validate=_stripe_id, allow_none=True)
@@ -88,7 +92,10 @@ class TrialSchema(RequestSchema):
 
 class SeatEventsQuerySchema(RequestSchema):
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
-    before = fields.Integer(load_default=None, validate=validate.Range(1), allow_none=True)
+    # Bounded by the id column (64-bit): a larger cursor is a 422, not a database overflow.
+    before = fields.Integer(
+        load_default=None, validate=validate.Range(1, 2**63 - 1), allow_none=True
+    )
 
 
 class MemberCreateSchema(RequestSchema):

@@ -23,6 +23,7 @@ AGENCY = "/<id:agency_id>"
     body=schemas.AgencyUpsertSchema,
     response=schemas.AgencySchema,
     errors=(400, 401, 409, 413, 422),
+    also=(201,),
 )
 def put_agency(agency_id: str, data: dict[str, Any]) -> tuple[agencies.AgencyView, int]:
     view = transaction(lambda s: agencies.upsert_agency(s, agency_id, data))

@@ -26,6 +26,7 @@ MEMBER = MEMBERS + "/<id:member_id>"
     response=schemas.MemberSchema,
     status=201,
     errors=(400, 401, 404, 409, 413, 422),
+    also=(200,),
 )
 def create_member(agency_id: str, data: dict[str, Any]) -> tuple[Member, int]:
     policy = invite_policy()

@@ -42,6 +42,8 @@ class RouteDoc:
     errors: tuple[int, ...] = ()
     auth: bool = True
     tags: tuple[str, ...] = field(default_factory=tuple)
+    # Other success statuses the view answers (a repeated create is 200, not 201).
+    also: tuple[int, ...] = ()
 
 
 def route(
@@ -56,8 +58,11 @@ def route(
     status: int = 200,
     errors: tuple[int, ...] = (),
     auth: bool = True,
+    also: tuple[int, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
-    doc = RouteDoc(summary, body, query, response, status, errors, auth, (blueprint.name,))
+    doc = RouteDoc(
+        summary, body, query, response, status, errors, auth, (blueprint.name,), also=also
+    )
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
         @functools.wraps(view)

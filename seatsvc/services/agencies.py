@@ -73,12 +73,25 @@ def load_agency_view(session: Session, agency_id: str) -> AgencyView:
 
 def upsert_agency(session: Session, agency_id: str, data: dict[str, Any]) -> AgencyView:
     agency = session.get(Agency, agency_id, with_for_update=True)
+    _require_stripe_ids_unclaimed(session, agency_id, data)
     if agency is None:
         return view_agency(session, _create_agency(session, agency_id, data), created=True)
     agency.name = data["name"]
     agency.admin_emails = list(data["admin_emails"])
     _link_stripe_ids(session, agency, data)
     return view_agency(session, agency)
+
+
+def _require_stripe_ids_unclaimed(session: Session, agency_id: str, data: dict[str, Any]) -> None:
+    """A Stripe customer or subscription bills one agency: a clear 409, not a unique-key 500."""
+    for field in ("stripe_customer_id", "stripe_subscription_id"):
+        wanted = data.get(field)
+        if wanted is None:
+            continue
+        column = getattr(Agency, field)
+        owner = session.scalar(select(Agency.id).where(column == wanted, Agency.id != agency_id))
+        if owner is not None:
+            raise InvalidState(f"{field} {wanted!r} belongs to another agency", {"field": field})
 
 
 def _create_agency(session: Session, agency_id: str, data: dict[str, Any]) -> Agency:

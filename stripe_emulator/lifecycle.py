@@ -11,6 +11,7 @@ from stripe_emulator.render import render
 from stripe_emulator.wire import JSONDict
 
 TRIAL_WILL_END_LEAD = 3 * 86400  # Stripe sends trial_will_end three days before
+INCOMPLETE_TTL = 23 * 3600  # an unpaid first invoice expires the subscription after 23 h
 
 
 def _next_due(sub: JSONDict) -> tuple[int, str] | None:
@@ -28,6 +29,8 @@ def _next_due(sub: JSONDict) -> tuple[int, str] | None:
         due.append((end, "trial_end"))
     elif status in ("active", "past_due", "unpaid"):
         due.append((int(sub["_period_end"]), "renew"))
+    elif status == "incomplete":
+        due.append((int(sub["created"]) + INCOMPLETE_TTL, "expire_incomplete"))
     return min(due) if due else None
 
 
@@ -60,6 +63,9 @@ def process(ctx: Ctx, sub: JSONDict, kind: str, at: int) -> None:
     if kind == "expire_pending":
         subscriptions.expire_pending_update(ctx, sub)
         return
+    if kind == "expire_incomplete":
+        _expire_incomplete(ctx, sub, before)
+        return
     if kind == "trial_will_end":
         sub["_trial_will_end_sent"] = True
         ctx.emit("customer.subscription.trial_will_end", sub)
@@ -72,6 +78,24 @@ def process(ctx: Ctx, sub: JSONDict, kind: str, at: int) -> None:
     prev = {k: v for k, v in before.items() if after.get(k) != v}
     if prev:
         ctx.emit("customer.subscription.updated", sub, prev)
+
+
+def _expire_incomplete(ctx: Ctx, sub: JSONDict, before: JSONDict) -> None:
+    """Subscription statuses (https://docs.stripe.com/api/subscriptions/object#subscription_object-status):
+    "If the first invoice is not paid within 23 hours, the subscription transitions to
+    incomplete_expired. This is a terminal status, the open invoice will be voided". Stripe
+    names no event for it; the emulator sends customer.subscription.updated."""
+    sub["status"] = "incomplete_expired"
+    sub["ended_at"] = ctx.now
+    inv = ctx.store.find(str(sub.get("latest_invoice")), "invoice")
+    if inv is not None and inv["status"] == "open":
+        inv["status"] = "void"
+        inv["status_transitions"]["voided_at"] = ctx.now
+        ctx.emit("invoice.voided", inv)
+    after = render(ctx.store, sub)
+    ctx.emit(
+        "customer.subscription.updated", sub, {k: v for k, v in before.items() if after.get(k) != v}
+    )
 
 
 def advance(ctx_factory: Callable[[], Ctx], target: int) -> int:

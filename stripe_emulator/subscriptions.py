@@ -196,6 +196,12 @@ def update_subscription(ctx: Ctx, sub: JSONDict, params: dict[str, Any]) -> JSON
         raise errors.invalid_request(
             "A canceled subscription can only update its cancellation_details and metadata."
         )
+    if sub["status"] == "incomplete" and set(params) - {"metadata", "default_source", "expand"}:
+        # documented with the `incomplete` status on the Subscription object
+        raise errors.invalid_request(
+            "A subscription with status incomplete can only have metadata and default_source "
+            "updated."
+        )
     before = render(store, sub)
     customer = store.get(sub["customer"], "customer")
     plans = plan_items(ctx, sub, params.get("items"))

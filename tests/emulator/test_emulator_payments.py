@@ -170,3 +170,21 @@ def test_new_update_replaces_a_pending_one_and_void_cancels_it(
     after = client.v1.subscriptions.retrieve(sub.id)
     assert after.pending_update is None
     assert after["items"].data[0].quantity == 2
+
+
+def test_unpaid_first_invoice_expires_the_subscription(
+    client: stripe.StripeClient, catalog: Catalog, emulator: StripeEmulator
+) -> None:
+    customer = _failing_customer(client)
+    sub = client.v1.subscriptions.create(
+        params={"customer": customer.id, "items": [{"price": catalog.base.id}]}
+    )
+    with pytest.raises(stripe.InvalidRequestError):  # incomplete: metadata only
+        client.v1.subscriptions.update(
+            sub.id, params={"items": [{"id": sub["items"].data[0].id, "quantity": 2}]}
+        )
+    client.v1.subscriptions.update(sub.id, params={"metadata": {"ok": "yes"}})
+    emulator.advance(seconds=23 * 3600 + 1)
+    expired = client.v1.subscriptions.retrieve(sub.id)
+    assert expired.status == "incomplete_expired"
+    assert client.v1.invoices.retrieve(str(sub.latest_invoice)).status == "void"

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from seatsvc.config import Config
 from seatsvc.models import Agency, Invite, Member, Notification, utcnow
 from seatsvc.runtime import Runtime
+from seatsvc.services.invites import invite_token
 from seatsvc.types import MemberStatus, NotificationKind, NotificationStatus
 from workers import context, emails
 from workers.mailer import Mailer, PermanentDeliveryError, TransientDeliveryError, redact
@@ -245,8 +246,6 @@ def _invite_facts(
         raise Moot("the invite expired before it could be sent")
     if member.status != MemberStatus.INVITED:
         raise Moot(f"the member is {member.status}, no longer invited")
-    from seatsvc.services.invites import invite_token
-
     token = invite_token(config.secret_key, invite.id)
     return {
         "accept_url": emails.accept_url(config.invite_accept_url, token),
@@ -266,8 +265,6 @@ def _moment(value: Any) -> datetime | None:
     """A Stripe unix timestamp or an ISO 8601 string."""
     if value in (None, ""):
         return None
-    from datetime import UTC
-
     if isinstance(value, int | float):
         return datetime.fromtimestamp(value, UTC)
     return datetime.fromisoformat(str(value)).astimezone(UTC)

@@ -3,6 +3,16 @@
 Each kind has `templates/emails/<kind>.txt` and `<kind>.html` (the same facts, as
 plain text and as the HTML alternative) and a one-line subject below. Subjects
 never name a clinician's address: mail clients and sinks log subjects.
+
+The notification payload each kind reads (`workers.notifier._facts`):
+  seat_auto_added       seat_type, seats_added, purchased_after (+ the member's email)
+  member_blocked        reason, seat_type, purchased (+ the agency's cap, trial limit, status)
+  invite                invite_id, reinvite (+ the invite's expiry; the token is rebuilt)
+  payment_failed        all optional: reason (the processor's message), amount_due (minor
+                        units) and currency, hosted_invoice_url, next_payment_attempt
+                        (unix time or ISO 8601)
+  over_capacity         seat_type, purchased (the quantity now in Stripe), used; previous?
+  auto_add_cap_reached  seat_type, cap (default: the agency's auto_add_cap); member_id?
 """
 
 from __future__ import annotations

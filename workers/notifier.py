@@ -217,6 +217,7 @@ def _facts(
         facts.update(_invite_facts(session, config, payload, member, now))
     elif kind == NotificationKind.PAYMENT_FAILED:
         facts.update(
+            decline_reason=payload.get("reason"),
             amount_due=_money(payload.get("amount_due"), payload.get("currency")),
             invoice_url=payload.get("hosted_invoice_url") or payload.get("invoice_url"),
             next_attempt_at=emails.when(_moment(payload.get("next_payment_attempt"))),

@@ -198,13 +198,20 @@ def test_an_invite_replaced_before_sending_is_skipped_not_sent(
 LATER_KINDS: dict[NotificationKind, tuple[dict[str, Any], str, tuple[str, ...]]] = {
     NotificationKind.PAYMENT_FAILED: (
         {
+            "reason": "Your card was declined.",
+            "cause": "sync",
             "amount_due": 12900,
             "currency": "usd",
             "next_payment_attempt": 1_900_000_000,
             "hosted_invoice_url": "https://invoice.example/in_1",
         },
         "Payment failed for Clinic's subscription",
-        ("129.00 USD", "update the payment method in Seats & Billing", "2030"),
+        (
+            "129.00 USD",
+            "Your card was declined.",
+            "update the payment method in Seats & Billing",
+            "2030",
+        ),
     ),
     NotificationKind.OVER_CAPACITY: (
         {"seat_type": "base", "purchased": 2, "used": 3, "previous": 3},
@@ -239,3 +246,29 @@ def test_billing_emails_are_ready_for_their_rows(
     assert sink.received[0].rcpt_tos == (ADMIN,)
     assert message["Subject"] == subject
     assert_facts(message, *facts)
+
+
+def test_payment_failed_email_from_the_billing_workers_row(
+    api: Api, runtime: Runtime, notifier_and_sink: tuple[Notifier, Sink]
+) -> None:
+    """The payload seatsvc.billing writes today: only the decline reason and its cause."""
+    notifier, sink = notifier_and_sink
+    api.agency(seats=1)
+
+    def write(session: Any) -> Any:
+        outbox.notify(
+            session,
+            NotificationKind.PAYMENT_FAILED,
+            "payment_failed:clinic:sync",
+            "clinic",
+            payload={"reason": "Your card has insufficient funds.", "cause": "sync"},
+        )
+        return session.info.pop("outbox")
+
+    runtime.after_commit(runtime.db.run(write))
+    notifier.work()
+
+    message = only_message(sink)
+    assert message["Subject"] == "Payment failed for Clinic's subscription"
+    assert_facts(message, "Your card has insufficient funds.", "Seats & Billing")
+    assert "We will try the payment again" not in body(message, "plain")

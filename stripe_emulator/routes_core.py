@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from stripe_emulator import errors, shapes, shapes_billing
+from stripe_emulator import cancel, errors, shapes, shapes_billing
 from stripe_emulator.api import Route, out, out_list
 from stripe_emulator.context import Ctx
 from stripe_emulator.payment_methods import attach_payment_method, payment_method_id
@@ -31,6 +31,9 @@ def create_customer(ctx: Ctx, p: dict[str, Any]) -> JSONDict:
 
 
 def get_customer(ctx: Ctx, p: dict[str, Any], cus_id: str) -> JSONDict:
+    stored = ctx.store.objects.get(cus_id)
+    if stored is not None and stored.get("_deleted") and stored["object"] == "customer":
+        return shapes_billing.deleted(cus_id, "customer")  # Stripe answers 200 with this
     return out(ctx, ctx.store.get(cus_id, "customer"), p)
 
 
@@ -54,6 +57,9 @@ def update_customer(ctx: Ctx, p: dict[str, Any], cus_id: str) -> JSONDict:
 
 def delete_customer(ctx: Ctx, p: dict[str, Any], cus_id: str) -> JSONDict:
     cust = ctx.store.get(cus_id, "customer")
+    for sub in ctx.store.all("subscription"):  # deleting a customer ends its subscriptions
+        if sub["customer"] == cus_id and sub["status"] not in ("canceled", "incomplete_expired"):
+            cancel.end_subscription(ctx, sub)
     cust["_deleted"] = True
     ctx.emit("customer.deleted", cust)
     return shapes_billing.deleted(cus_id, "customer")

@@ -145,3 +145,13 @@ def test_trial_end_now_and_item_metadata(client: stripe.StripeClient, catalog: C
     assert ended.status == "active"
     assert ended.latest_invoice.amount_paid == 3000
     assert client.v1.customers.retrieve(catalog.customer.id).currency == "usd"
+
+
+def test_deleting_a_customer_ends_its_subscriptions(
+    client: stripe.StripeClient, catalog: Catalog
+) -> None:
+    sub = _subscribe(client, catalog)
+    client.v1.customers.delete(catalog.customer.id)
+    assert client.v1.subscriptions.retrieve(sub.id).status == "canceled"
+    gone = client.v1.customers.retrieve(catalog.customer.id)
+    assert gone.to_dict().get("deleted") is True

@@ -104,6 +104,7 @@ class Store:
         self.config = Config()
         self._seq = itertools.count(1)
         self.objects: dict[str, JSONDict] = {}
+        self._by_kind: dict[str, dict[str, JSONDict]] = {}
         self.idempotency: dict[str, IdempotencyRecord] = {}
         self.inflight_keys: set[str] = set()
         self._locked: set[str] = set()
@@ -116,6 +117,7 @@ class Store:
     def reset(self) -> None:
         with self.mutex:
             self.objects.clear()
+            self._by_kind.clear()
             self.idempotency.clear()
             self.inflight_keys.clear()
             self.request_log.clear()
@@ -129,6 +131,7 @@ class Store:
         with self.mutex:
             obj["_seq"] = next(self._seq)
             self.objects[obj["id"]] = obj
+            self._by_kind.setdefault(str(obj["object"]), {})[obj["id"]] = obj
             return obj
 
     def find(self, obj_id: str, kind: str | None = None) -> JSONDict | None:
@@ -149,11 +152,7 @@ class Store:
     def all(self, kind: str) -> list[JSONDict]:
         """Objects of one kind, newest first (Stripe's list order)."""
         with self.mutex:
-            found = [
-                o
-                for o in self.objects.values()
-                if o.get("object") == kind and not o.get("_deleted")
-            ]
+            found = [o for o in self._by_kind.get(kind, {}).values() if not o.get("_deleted")]
         return sorted(found, key=lambda o: (o.get("created", 0), o["_seq"]), reverse=True)
 
     def snapshot(self, obj: JSONDict) -> JSONDict:

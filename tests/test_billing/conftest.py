@@ -10,6 +10,7 @@ subprocesses where a process must die or several must race.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -380,10 +381,35 @@ def bill(
     emu.clear_failures()
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (Linux /proc): rq's work horse leaves the worker's
+    process group (`os.setpgrp`), so killing the group alone would spare it."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def kill_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL a worker and its work horse (they share the process group)."""
+    """SIGKILL a worker and everything it started (its work horse), as an OOM kill would."""
     if process.poll() is None:
+        horses = descendants(process.pid)
         os.killpg(process.pid, signal.SIGKILL)
+        for pid in horses:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     process.wait(timeout=10)
 
 

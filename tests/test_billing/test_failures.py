@@ -60,9 +60,7 @@ def test_stripe_failing_the_next_calls_is_retried_until_it_converges(
     assert FailedJobRegistry(queue=bill.queue).get_job_ids() == []
 
 
-def test_a_lost_answer_is_replayed_by_its_idempotency_key(
-    bill: Billing, fast_retry: Retry
-) -> None:
+def test_a_lost_answer_is_replayed_by_its_idempotency_key(bill: Billing, fast_retry: Retry) -> None:
     """Stripe carried out the update but the answer never came back (connection dropped)."""
     bill.active_agency("lost")
     customer_id = bill.agency("lost").stripe_customer_id

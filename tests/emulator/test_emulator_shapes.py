@@ -9,13 +9,12 @@ from typing import Any
 import pytest
 from emulator_support import Catalog, Raw, WebhookSink
 
-FIXTURES = Path("/work/shared/stripe/fixtures3.json")
+# Stripe's published fixtures (see data/README.md for where they come from).
+FIXTURES = Path(__file__).resolve().parent / "data" / "stripe_fixtures3.json"
 
 
 @pytest.fixture(scope="module")
 def stripe_fixtures() -> dict[str, Any]:
-    if not FIXTURES.exists():
-        pytest.skip("Stripe's fixtures3.json is not available")
     resources: dict[str, Any] = json.loads(FIXTURES.read_text())["resources"]
     return resources
 

@@ -191,6 +191,11 @@ def record_synced(
     if changed:
         row.invoice_needed = True
     in_sync = _settle(row, pools, plan.version)
+    if sent_update and not in_sync:
+        # Changes that arrived during the call start a new debounce; otherwise, under
+        # a steady stream of seat changes, every later round would be "overdue" and
+        # the updates would go out back to back instead of one per max_wait.
+        row.first_pending_at = now
     row.attempts = 0
     row.last_error = None
     return in_sync

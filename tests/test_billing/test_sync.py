@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from seatsvc.billing import sync
+from seatsvc.models import utcnow
 from tests.test_billing.conftest import Billing
 from workers import billing
 
@@ -174,3 +176,30 @@ def test_every_stripe_write_carries_an_idempotency_key(bill: Billing) -> None:
     for update in updates:
         base = next(i["quantity"] for i in update["params"]["items"])
         assert f"base{base}" in update["idempotency_key"]
+
+
+def test_changes_during_a_stripe_call_start_a_new_debounce(bill: Billing) -> None:
+    """Under a steady stream of seat changes: one update per max_wait, not back to back."""
+    bill.active_agency("steady")
+    bill.api.join("amy", "steady")
+    bill.api.join("bob", "steady")
+    bill.api.seat_request("amy", "steady")
+    plan = bill.runtime.transaction(lambda s: sync.plan_sync(s, "steady"))
+    assert plan is not None
+    assert plan.first_pending_at is not None
+    sub_id = plan.subscription_id
+    assert sub_id
+    item_ids = bill.runtime.transaction(lambda s: sync.item_ids(s, "steady"))
+    snapshot = billing.gateway(bill.runtime).set_quantities(
+        sub_id, item_ids, plan.purchased, "create_prorations", plan.idempotency_key("quantities")
+    )
+    bill.api.seat_request("bob", "steady")  # arrives while the call is out
+    now = utcnow()
+    in_sync = bill.runtime.transaction(
+        lambda s: sync.record_synced(s, plan, snapshot, now, sent_update=True)
+    )
+
+    assert not in_sync
+    row = bill.outbox("steady")
+    assert row.status == "pending"
+    assert row.first_pending_at == now  # not the first change's time: a fresh debounce

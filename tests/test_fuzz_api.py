@@ -4,11 +4,13 @@ Schemathesis generates valid (positive) and invalid (negative) requests from
 the very document callers code against. Path ids are drawn mostly from seeded
 agencies and members in every status, so the stateful paths (seat requests,
 re-invites, seat moves, accepting real invite tokens) are reached, not only the
-404s; the rest are generated ids. Bounded so the file runs in well under 60 s.
+404s; the rest are generated ids. Bounded so the file runs in under 60 s
+(`SEATSVC_FUZZ_SCALE=10` for a longer hunt).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -39,6 +41,8 @@ from tests.conftest import API_TOKEN, SECRET_KEY
 from tests.helpers import Api
 
 MAX_EXAMPLES = {GenerationMode.POSITIVE: 20, GenerationMode.NEGATIVE: 12}
+# A longer hunt (a nightly job, or after touching validation): SEATSVC_FUZZ_SCALE=10.
+FUZZ_SCALE = float(os.environ.get("SEATSVC_FUZZ_SCALE", "1"))
 CONFORMANCE = [status_code_conformance, content_type_conformance, response_schema_conformance]
 CHECKS = {
     GenerationMode.POSITIVE: [not_a_server_error, *CONFORMANCE],
@@ -160,7 +164,7 @@ def test_fuzzing_finds_no_server_error(
     schema = schemathesis.openapi.from_wsgi("/openapi.json", fuzz_app, config=config)
     method, path = label.split(" ", 1)
     # PostgreSQL gets fewer examples: its own failure modes (types, NUL, lengths) show early.
-    scale = 1.0 if runtime.db.engine.dialect.name == "sqlite" else 0.5
+    scale = FUZZ_SCALE * (1.0 if runtime.db.engine.dialect.name == "sqlite" else 0.5)
     for mode in modes:
         fuzz_operation(schema[path][method], mode, invite_tokens(runtime), scale)
 
@@ -205,8 +209,6 @@ def fuzz_operation(
         # Valid requests on seeded ids get past the lookups: the fuzzing reached the logic.
         reached = {code for code in seen if code < 300} if "{" not in path else seen - {404}
         assert reached, (label, sorted(seen))
-    else:
-        assert seen, label
 
 
 # ---- what fuzzing found, pinned as plain regression tests -----------------------------

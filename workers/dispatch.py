@@ -10,6 +10,7 @@ re-sent by the sweep.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -35,6 +36,7 @@ SMTP_RETRY = Retry(max=6, interval=[10, 60, 300, 900, 3600, 3600])
 QUEUED_TTL = 24 * 3600  # a job queued this long is dropped; the row waits for the sweep
 RESULT_TTL = 3600
 FAILURE_TTL = 7 * 24 * 3600
+REDIS_DOWN_QUIET_SECONDS = 5.0
 _ENDED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
 
@@ -108,8 +110,21 @@ class RqDispatcher:
         self.connection = connection
         self.queue_name = queue_name
         self.retry = retry
+        self._quiet_until = 0.0
 
     def dispatch(self, touched: OutboxTouched) -> None:
+        # Redis just failed us: don't make every request wait out a connect timeout
+        # while it is down. The rows are committed; the sweep enqueues them later.
+        if time.monotonic() < self._quiet_until:
+            log.info("Redis was unreachable moments ago: outbox work left to the sweep")
+            return
+        try:
+            self._enqueue(touched)
+        except (redis.ConnectionError, redis.TimeoutError):
+            self._quiet_until = time.monotonic() + REDIS_DOWN_QUIET_SECONDS
+            raise
+
+    def _enqueue(self, touched: OutboxTouched) -> None:
         # Billing first: a seat change reaching Stripe matters more than its email.
         for agency_id in sorted(touched.billing_agency_ids):
             billing.enqueue_sync(self.connection, agency_id)

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rq.job import Job
 from sqlalchemy import update
 
 from seatsvc.models import Notification, utcnow
 from seatsvc.runtime import Runtime
+from seatsvc.services.outbox import OutboxTouched
 from tests.helpers import Api
 from tests.test_notifier.conftest import FAST_RETRY, Notifier, RefusingSink, Sink
 from workers import dispatch, notifier, queues
@@ -209,7 +214,7 @@ def test_redis_down_delays_the_email_and_the_sweep_sends_it(
     api: Api, runtime: Runtime, notifier_and_sink: tuple[Notifier, Sink]
 ) -> None:
     ntf, sink = notifier_and_sink
-    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    dead = redis.Redis(port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
     runtime.dispatcher = RqDispatcher(runtime.db, dead, ntf.queue_name, FAST_RETRY)
     auto_add(api)  # the request still succeeds
     [row] = ntf.rows()
@@ -223,6 +228,29 @@ def test_redis_down_delays_the_email_and_the_sweep_sends_it(
     assert (queued, again) == (1, 0)  # the second sweep finds the job already queued
     assert len(sink.messages) == 1
     assert ntf.row(row.id).status == "sent"
+
+
+def test_while_redis_is_down_requests_do_not_each_wait_for_it(
+    runtime: Runtime, notifier_and_sink: tuple[Notifier, Sink]
+) -> None:
+    ntf, _sink = notifier_and_sink
+    # A Redis that hangs: the port listens, nothing ever answers.
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        dead = redis.Redis(
+            port=hung.getsockname()[1], socket_timeout=0.3, retry=Retry(NoBackoff(), 0)
+        )
+        dispatcher = RqDispatcher(runtime.db, dead, ntf.queue_name, FAST_RETRY)
+        touched = OutboxTouched(notification_keys={"auto_added:m2:v3"}, billing_agency_ids={"c"})
+
+        with pytest.raises(redis.RedisError):
+            dispatcher.dispatch(touched)  # Runtime.after_commit logs this one
+        started = time.monotonic()
+        for _ in range(20):
+            dispatcher.dispatch(touched)  # skipped: the sweep will enqueue these rows
+        assert time.monotonic() - started < 0.5
+        dead.close()
 
 
 def test_a_row_claimed_by_a_dead_worker_is_sent_after_its_lease(

@@ -47,10 +47,6 @@ class SeatDecision:
     reason: BlockReason | None = None
     seats_added: int = 0
 
-    @property
-    def takes_seat(self) -> bool:
-        return self.outcome in (SeatOutcome.ACTIVATED, SeatOutcome.AUTO_ADDED)
-
 
 def decide_seat_request(
     status: MemberStatus, pool: PoolState | None, blocked_reason: BlockReason | None = None

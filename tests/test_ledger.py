@@ -135,7 +135,6 @@ def test_a_decision_never_overallocates(
 def test_pending_login_with_a_free_seat_is_activated(state: PoolState) -> None:
     decision = decide_seat_request(MemberStatus.PENDING_LOGIN, state)
     assert decision == SeatDecision(SeatOutcome.ACTIVATED, MemberStatus.ACTIVE)
-    assert decision.takes_seat
     assert decision.seats_added == 0
 
 
@@ -149,7 +148,6 @@ def test_no_free_seat_without_usable_auto_add_blocks_for_capacity(
     assert decision == SeatDecision(
         SeatOutcome.BLOCKED, MemberStatus.BLOCKED, BlockReason.NO_CAPACITY
     )
-    assert not decision.takes_seat
 
 
 @given(state=pool_states(billing=CAN_AUTO_ADD, baa_signed=True, auto_add=True, full=True))

@@ -9,6 +9,8 @@ from typing import Protocol, TypeVar
 
 import fakeredis
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from sqlalchemy.orm import Session
 
 from seatsvc.config import Config
@@ -35,7 +37,14 @@ class NullDispatcher:
 def connect_redis(url: str | None) -> redis.Redis:
     """The configured Redis, or an in-process fake one when none is configured."""
     if url:
-        return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        # One quick retry at most: a request's after-commit enqueue must not hang on a
+        # sick Redis (the outbox row is committed; the sweep delivers it later).
+        return redis.Redis.from_url(
+            url,
+            socket_timeout=2,
+            socket_connect_timeout=1,
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
+        )
     log.info("REDIS_URL is not set: using an in-process fake Redis")
     return fakeredis.FakeRedis(server=_embedded_server())
 

@@ -18,13 +18,10 @@ import redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import select
 
 from seatsvc.db import Database
-from seatsvc.models import Notification
 from seatsvc.runtime import Runtime
 from seatsvc.services.outbox import OutboxTouched
-from seatsvc.types import NotificationStatus
 from workers import billing, queues
 from workers.notifier import JOB_TIMEOUT, due_for_sweep
 
@@ -128,23 +125,11 @@ class RqDispatcher:
         # Billing first: a seat change reaching Stripe matters more than its email.
         for agency_id in sorted(touched.billing_agency_ids):
             billing.enqueue_sync(self.connection, agency_id)
-        if not touched.notification_keys:
-            return
-        ids = self.pending_ids(touched.notification_keys)
-        if ids:
-            enqueue_many(queues.queue(self.connection, self.queue_name), ids, self.retry)
-
-    def pending_ids(self, keys: Iterable[str]) -> list[int]:
-        with self.db.session() as session:
-            return list(
-                session.scalars(
-                    select(Notification.id)
-                    .where(
-                        Notification.dedupe_key.in_(sorted(keys)),
-                        Notification.status == NotificationStatus.PENDING,
-                    )
-                    .order_by(Notification.id)
-                )
+        if touched.notification_ids:
+            enqueue_many(
+                queues.queue(self.connection, self.queue_name),
+                sorted(touched.notification_ids),
+                self.retry,
             )
 
 

@@ -24,7 +24,8 @@ class OutboxTouched:
     """What this transaction asked the workers to do, for the after-commit dispatch."""
 
     billing_agency_ids: set[str] = field(default_factory=set)
-    notification_keys: set[str] = field(default_factory=set)
+    # Ids of the notification rows this transaction created (a duplicate cause adds none).
+    notification_ids: set[int] = field(default_factory=set)
     reconcile_agency_ids: set[str] = field(default_factory=set)
 
 
@@ -85,7 +86,11 @@ def notify(
         "created_at": utcnow(),
     }
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(
-        insert(Notification).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    )
-    touched(session).notification_keys.add(dedupe_key)
+    created = session.execute(
+        insert(Notification)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(Notification.id)
+    ).scalar_one_or_none()
+    if created is not None:
+        touched(session).notification_ids.add(created)

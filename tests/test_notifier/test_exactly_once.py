@@ -242,7 +242,7 @@ def test_while_redis_is_down_requests_do_not_each_wait_for_it(
             port=hung.getsockname()[1], socket_timeout=0.3, retry=Retry(NoBackoff(), 0)
         )
         dispatcher = RqDispatcher(runtime.db, dead, ntf.queue_name, FAST_RETRY)
-        touched = OutboxTouched(notification_keys={"auto_added:m2:v3"}, billing_agency_ids={"c"})
+        touched = OutboxTouched(notification_ids={1}, billing_agency_ids={"c"})
 
         with pytest.raises(redis.RedisError):
             dispatcher.dispatch(touched)  # Runtime.after_commit logs this one

@@ -28,6 +28,7 @@ from seatsvc.types import (
     NotificationStatus,
     OutboxStatus,
     SeatType,
+    StripeEventStatus,
 )
 
 ID_LENGTH = 64
@@ -233,3 +234,32 @@ class Notification(Base):
     # When a notifier worker claimed the row (status `sending`); the claim is a
     # lease: past it, the worker is presumed dead and another may take over.
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class StripeEvent(Base):
+    """A verified Stripe webhook event, stored once under its id, with its outcome.
+
+    Stored before it is handled (Stripe only needs to hear 2xx once it is durable),
+    so a lost job or a failed handler can be re-run from here (`flask stripe events
+    reprocess`). `agency_id` is filled in by the handler and is not a foreign key:
+    events about agencies we do not (or no longer) know are kept too.
+    """
+
+    __tablename__ = "stripe_events"
+    __table_args__ = (
+        Index("ix_stripe_events_status_received_at", "status", "received_at"),
+        Index("ix_stripe_events_agency_id_created", "agency_id", "created"),
+    )
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100), index=True)
+    # Stripe's own `created` (when the event happened, not when it reached us).
+    created: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    object_id: Mapped[str | None] = mapped_column(String(255))
+    agency_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default=StripeEventStatus.RECEIVED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

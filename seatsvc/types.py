@@ -89,3 +89,10 @@ class NotificationStatus(StrEnum):
     FAILED = "failed"
     SENDING = "sending"  # claimed by a notifier worker (see Notification.claimed_at)
     SKIPPED = "skipped"  # moot by the time it was sent (e.g. the invite was replaced)
+
+
+class StripeEventStatus(StrEnum):
+    RECEIVED = "received"  # stored, not yet handled
+    PROCESSED = "processed"
+    IGNORED = "ignored"  # a type we do not use, a customer we do not know, a stale event
+    FAILED = "failed"  # the handler raised; rq retries it, ops can reprocess it

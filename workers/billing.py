@@ -20,8 +20,8 @@ from typing import TypeVar
 import redis
 from redis.exceptions import LockError
 from rq import Queue, Retry, get_current_job
-from rq.exceptions import DuplicateJobError, NoSuchJobError
-from rq.job import Job, JobStatus
+from rq.exceptions import DuplicateJobError
+from rq.job import JobStatus
 from sqlalchemy.orm import Session
 
 from seatsvc.billing import sync
@@ -36,7 +36,7 @@ from seatsvc.billing.limits import Debounce, invoice_allowed_now, next_update_al
 from seatsvc.models import utcnow
 from seatsvc.runtime import Runtime
 from workers import context
-from workers.queues import SERIALIZER
+from workers.queues import SERIALIZER, enqueue_once
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,7 +47,6 @@ MAX_ROUNDS = 25
 RETRY = Retry(max=6, interval=[2, 10, 30, 120, 600, 1800])
 JOB_TIMEOUT = 300
 FAILURE_TTL = 7 * 24 * 3600
-ENDED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 _gateways: dict[int, StripeGateway] = {}
 
 
@@ -66,46 +65,27 @@ def rq_safe(identifier: str) -> str:
 def enqueue_unique(queue: Queue, func: Callable[..., object], job_id: str, *args: object) -> bool:
     """Enqueue once per id; a job already running that id gets one queued follow-up.
 
-    rq's `unique=True` refuses an id whose job still exists. A queued one will
-    read the newest state anyway. An ended one (finished, failed) is replaced:
-    a new change deserves a new try. A running one may have read the state
-    before this change, so `<id>-next` makes sure someone looks again after it.
+    A queued job will read the newest state anyway. An ended one (finished,
+    failed) is replaced: a new change deserves a new try. A running one may
+    have read the state before this change, so `<id>-next` makes sure someone
+    looks again after it.
     """
     for candidate in (job_id, f"{job_id}-next"):
-        outcome = _enqueue_or_inspect(queue, func, candidate, args)
-        if outcome != JobStatus.STARTED:
-            return outcome is None
+        status = enqueue_once(
+            queue,
+            func,
+            candidate,
+            args,
+            replace_ended=True,
+            retry=RETRY,
+            result_ttl=0,
+            failure_ttl=FAILURE_TTL,
+            timeout=JOB_TIMEOUT,
+            description=f"{func.__name__}({', '.join(map(str, args))})",
+        )
+        if status != JobStatus.STARTED:
+            return status is None
     return False
-
-
-def _enqueue_or_inspect(
-    queue: Queue, func: Callable[..., object], job_id: str, args: tuple[object, ...]
-) -> JobStatus | None:
-    """None once enqueued; else the status of the job that holds the id."""
-    for _attempt in range(3):
-        try:
-            queue.enqueue(
-                func,
-                *args,
-                job_id=job_id,
-                unique=True,
-                retry=RETRY,
-                result_ttl=0,
-                failure_ttl=FAILURE_TTL,
-                job_timeout=JOB_TIMEOUT,
-                description=f"{func.__name__}({', '.join(map(str, args))})",
-            )
-            return None
-        except DuplicateJobError:
-            try:
-                existing = Job.fetch(job_id, connection=queue.connection, serializer=SERIALIZER)
-            except NoSuchJobError:
-                continue  # it ended and expired meanwhile: try again
-            status = existing.get_status(refresh=True)
-            if status not in ENDED:
-                return status
-            existing.delete()
-    return JobStatus.QUEUED
 
 
 def enqueue_sync(connection: redis.Redis, agency_id: str) -> bool:

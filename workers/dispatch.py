@@ -16,8 +16,6 @@ from datetime import timedelta
 
 import redis
 from rq import Queue, Retry
-from rq.exceptions import DuplicateJobError, NoSuchJobError
-from rq.job import Job, JobStatus
 
 from seatsvc.db import Database
 from seatsvc.runtime import Runtime
@@ -34,7 +32,6 @@ QUEUED_TTL = 24 * 3600  # a job queued this long is dropped; the row waits for t
 RESULT_TTL = 3600
 FAILURE_TTL = 7 * 24 * 3600
 REDIS_DOWN_QUIET_SECONDS = 5.0
-_ENDED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
 
 def job_id(queue_name: str, notification_id: int) -> str:
@@ -51,35 +48,20 @@ def enqueue_notification(
     holds its id until its TTL; the sweep replaces it, since the row says more work
     is owed.
     """
-    ident = job_id(queue.name, notification_id)
-    for _attempt in range(2):
-        try:
-            queue.enqueue_call(
-                SEND_JOB,
-                args=(notification_id,),
-                job_id=ident,
-                unique=True,
-                retry=retry,
-                timeout=JOB_TIMEOUT,
-                ttl=QUEUED_TTL,
-                result_ttl=RESULT_TTL,
-                failure_ttl=FAILURE_TTL,
-                description=f"send notification {notification_id}",
-            )
-            return True
-        except DuplicateJobError:
-            if not replace_ended:
-                return False
-            try:
-                existing = Job.fetch(
-                    ident, connection=queue.connection, serializer=queues.SERIALIZER
-                )
-            except NoSuchJobError:
-                continue  # expired between the two calls: enqueue again
-            if existing.get_status(refresh=False) not in _ENDED:
-                return False
-            existing.delete()
-    return False
+    status = queues.enqueue_once(
+        queue,
+        SEND_JOB,
+        job_id(queue.name, notification_id),
+        (notification_id,),
+        replace_ended=replace_ended,
+        retry=retry,
+        timeout=JOB_TIMEOUT,
+        ttl=QUEUED_TTL,
+        result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL,
+        description=f"send notification {notification_id}",
+    )
+    return status is None
 
 
 def enqueue_many(

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, Select, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -78,6 +78,18 @@ def _make_sqlite_engine(url: str, **kwargs: Any) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+SelectT = TypeVar("SelectT", bound=Select[Any])
+
+
+def for_update(query: SelectT) -> SelectT:
+    """SELECT ... FOR UPDATE, refreshing rows this session already holds.
+
+    Without `populate_existing` the ORM would hand back the copy it loaded before
+    the lock was granted, and a decision would be taken on stale data.
+    """
+    return query.with_for_update().execution_options(populate_existing=True)
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from seatsvc.billing.gateway import SubscriptionSnapshot
 from seatsvc.billing.limits import UpdateWindow, after_update
+from seatsvc.db import for_update
 from seatsvc.models import Agency, BillingOutbox, SeatPool, utcnow
 from seatsvc.services import outbox
 from seatsvc.services.agencies import record_seat_event
@@ -304,12 +305,8 @@ def _agency(session: Session, agency_id: str) -> Agency:
 
 
 def _outbox_row(session: Session, agency_id: str) -> BillingOutbox:
-    return session.execute(
-        select(BillingOutbox)
-        .where(BillingOutbox.agency_id == agency_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
+    query = select(BillingOutbox).where(BillingOutbox.agency_id == agency_id)
+    return session.execute(for_update(query)).scalar_one()
 
 
 def _locked_pools(session: Session, agency_id: str) -> dict[str, SeatPool]:

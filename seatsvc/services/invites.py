@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from seatsvc.db import for_update
 from seatsvc.errors import InviteExpired, NotFound
 from seatsvc.models import Invite, Member, utcnow
 from seatsvc.types import MemberStatus
@@ -63,12 +64,7 @@ def find_invite(session: Session, token: str) -> Invite:
 
 
 def lock_invite(session: Session, invite_id: str) -> Invite:
-    return session.execute(
-        select(Invite)
-        .where(Invite.id == invite_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
+    return session.execute(for_update(select(Invite).where(Invite.id == invite_id))).scalar_one()
 
 
 def check_usable(invite: Invite, member: Member, now: datetime) -> None:

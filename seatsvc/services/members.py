@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from seatsvc.db import for_update
 from seatsvc.errors import InvalidState, NotFound
 from seatsvc.ledger import SeatDecision, check_seat_assignment, decide_seat_request
 from seatsvc.models import Agency, Member, SeatPool, utcnow
@@ -52,7 +53,7 @@ class SeatRequestResult:
 def get_member(session: Session, agency_id: str, member_id: str, lock: bool = False) -> Member:
     query = select(Member).where(Member.id == member_id, Member.agency_id == agency_id)
     if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
+        query = for_update(query)
     member = session.scalar(query)
     if member is None:
         raise NotFound(f"member {member_id!r} not found in agency {agency_id!r}")
@@ -73,9 +74,7 @@ def register_member(
     """POST members: idempotent on member_id; an invite holds a seat or is refused."""
     agency = get_agency(session, agency_id)
     source = MemberSource(data["source"])
-    existing = session.scalar(
-        select(Member).where(Member.id == data["member_id"]).with_for_update()
-    )
+    existing = session.scalar(for_update(select(Member).where(Member.id == data["member_id"])))
     if existing is None:
         member = Member(
             id=data["member_id"],
@@ -224,12 +223,8 @@ def reinvite(session: Session, agency_id: str, member_id: str, policy: InvitePol
 
 def accept_invite(session: Session, token: str) -> Member:
     found = invites.find_invite(session, token)
-    member = session.execute(
-        select(Member)
-        .where(Member.id == found.member_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
+    query = select(Member).where(Member.id == found.member_id)
+    member = session.execute(for_update(query)).scalar_one()
     invite = invites.lock_invite(session, found.id)
     now = utcnow()
     invites.check_usable(invite, member, now)

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from seatsvc.db import for_update
 from seatsvc.models import BillingOutbox, Notification, utcnow
 from seatsvc.types import NotificationKind, OutboxStatus
 
@@ -61,7 +62,7 @@ def request_billing_sync(session: Session, agency_id: str) -> None:
 
 def request_reconcile(session: Session, agency_id: str) -> BillingOutbox:
     row = session.execute(
-        select(BillingOutbox).where(BillingOutbox.agency_id == agency_id).with_for_update()
+        for_update(select(BillingOutbox).where(BillingOutbox.agency_id == agency_id))
     ).scalar_one()
     row.reconcile_requested_at = utcnow()
     touched(session).reconcile_agency_ids.add(agency_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from seatsvc.db import for_update
 from seatsvc.ledger import PoolState
 from seatsvc.models import Agency, Member, SeatPool
 from seatsvc.types import SEAT_HOLDING_STATUSES
@@ -17,13 +18,8 @@ from seatsvc.types import SEAT_HOLDING_STATUSES
 
 def lock_pools(session: Session, agency_id: str) -> dict[str, SeatPool]:
     """SELECT ... FOR UPDATE every pool of the agency (SQLite: BEGIN IMMEDIATE did it)."""
-    rows = session.scalars(
-        select(SeatPool)
-        .where(SeatPool.agency_id == agency_id)
-        .order_by(SeatPool.seat_type)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
+    query = select(SeatPool).where(SeatPool.agency_id == agency_id).order_by(SeatPool.seat_type)
+    rows = session.scalars(for_update(query)).all()
     return {pool.seat_type: pool for pool in rows}
 
 

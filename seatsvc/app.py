@@ -35,6 +35,9 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     for blueprint in (health.bp, agencies.bp, members.bp, openapi_bp):
         app.register_blueprint(blueprint)
 
+    from webhooks.blueprint import bp as webhooks_bp  # webhooks import workers: late
+
+    app.register_blueprint(webhooks_bp)
     from seatsvc.cli import register_cli
 
     register_cli(app)

@@ -12,9 +12,11 @@ def register_cli(app: Flask) -> None:
     # The worker-side groups; imported here because workers import seatsvc, not the reverse.
     from workers.billing_cli import billing_group
     from workers.cli import notifications
+    from workers.stripe_cli import stripe_group
 
     app.cli.add_command(billing_group)
     app.cli.add_command(notifications)
+    app.cli.add_command(stripe_group)
 
     @app.cli.group("db")
     def db_group() -> None:

@@ -20,7 +20,7 @@ from rq import Queue, Retry
 from seatsvc.db import Database
 from seatsvc.runtime import Runtime
 from seatsvc.services.outbox import OutboxTouched
-from workers import billing, queues
+from workers import billing, queues, reconcile
 from workers.notifier import JOB_TIMEOUT, due_for_sweep
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,7 @@ class RqDispatcher:
     """The `seatsvc.runtime.Dispatcher` that hands committed notifications to the notifier.
 
     Billing changes enqueue the agency's sync job (one per agency, coalescing).
-    Reconcile requests (`reconcile_agency_ids`) belong to the webhooks and
-    reconciliation issue: until then their rows simply wait.
+    Reconcile requests (`reconcile_agency_ids`) enqueue the agency's reconcile job.
     """
 
     def __init__(
@@ -107,6 +106,8 @@ class RqDispatcher:
         # Billing first: a seat change reaching Stripe matters more than its email.
         for agency_id in sorted(touched.billing_agency_ids):
             billing.enqueue_sync(self.connection, agency_id)
+        for agency_id in sorted(touched.reconcile_agency_ids):
+            reconcile.enqueue_reconcile(self.connection, agency_id)
         if touched.notification_ids:
             enqueue_many(
                 queues.queue(self.connection, self.queue_name),

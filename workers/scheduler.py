@@ -18,7 +18,7 @@ from rq.cron import CronJob, CronScheduler
 
 from seatsvc.config import Config
 from seatsvc.runtime import Runtime
-from workers import billing, context, notifier, queues
+from workers import billing, context, notifier, queues, reconcile, stripe_events
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,21 @@ def build_scheduler(runtime: Runtime) -> JsonCronScheduler:
         billing.BILLING_QUEUE,
         cron=DAILY_INVOICE_CRON,
         name="daily-proration-invoices",
+        result_ttl=24 * 3600,
+    )
+    scheduler.register(
+        stripe_events.sweep_events,
+        billing.BILLING_QUEUE,
+        interval=SWEEP_SECONDS,
+        name="stripe-event-sweep",
+        result_ttl=600,
+    )
+    scheduler.register(
+        reconcile.reconcile_all,
+        billing.BILLING_QUEUE,
+        interval=reconcile.RECONCILE_SECONDS,
+        name="stripe-reconcile",
+        job_timeout=reconcile.JOB_TIMEOUT,
         result_ttl=24 * 3600,
     )
     return scheduler

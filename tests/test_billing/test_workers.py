@@ -62,11 +62,15 @@ def test_a_worker_killed_mid_sync_then_rerun_makes_exactly_one_change(bill: Bill
     auto_add(bill, "crash", ["amy", "bob", "cyd"])  # 5 seats wanted; the job is queued
 
     worker = bill.spawn_worker()
+    deadline = time.monotonic() + 40
     try:
-        wait_for(
-            lambda: any(e["status"] is None for e in bill.emu.requests(sub_path, "POST")),
-            what="the quantity update to reach Stripe",
-        )
+        while not any(e["status"] is None for e in bill.emu.requests(sub_path, "POST")):
+            alive = worker.poll() is None
+            if not alive or time.monotonic() > deadline:
+                kill_group(worker)
+                output = worker.stdout.read().decode(errors="replace") if worker.stdout else ""
+                pytest.fail(f"the update never reached Stripe (alive={alive}):\n{output[-3000:]}")
+            time.sleep(0.02)
     finally:
         kill_group(worker)
     # Stripe carries out the update of the dead worker; nobody is left to record it.

@@ -20,6 +20,7 @@ from seatsvc.runtime import Runtime
 from tests import backends
 from tests.conftest import API_TOKEN
 from tests.helpers import Api
+from tests.live_server import Call, in_threads, start_gunicorn
 from tests.test_billing.conftest import (
     Billing,
     RedisServer,
@@ -243,3 +244,57 @@ def test_flask_billing_sync_and_drain_commands(bill: Billing) -> None:
     assert bill.queue.job_ids == [f"billing-sync-{billing.rq_safe('cli-a')}"]
     bill.work_until(lambda: bill.in_sync("cli-a"))
     assert bill.stripe_quantity("cli-a") == 4
+
+
+def test_redis_down_over_http_with_worker_processes(
+    bill: Billing, private_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The same through gunicorn and `workers.run` processes: their Redis connections
+    outlive the restart, and the sweep's jobs reach a worker process."""
+    postgres_only(bill.backend)
+    runtime = Runtime.build(bill.runtime.config.with_overrides(redis_url=private_redis.url))
+    connection = redis.Redis.from_url(private_redis.url)
+    api = Api(create_app(runtime=runtime).test_client(), API_TOKEN)
+    local = Billing(runtime, connection, bill.emu, api, bill.backend, private_redis.url)
+    context.install(runtime)
+    log_path = tmp_path_factory.mktemp("gunicorn") / "redis-down.log"
+    server = start_gunicorn("seatsvc.wsgi:app", local.env(), log_path, workers=2, threads=4)
+    worker = local.spawn_worker()
+    try:
+        local.active_agency("outage")
+        members = [f"m{i:02d}" for i in range(12)]
+        joins = [
+            Call("POST", "/v1/agencies/outage/members",
+                 {"member_id": m, "email": f"{m}@staff.example", "source": "auto_join"})
+            for m in members
+        ]  # fmt: skip
+        assert {r.status for r in in_threads(server.url, API_TOKEN, joins)} == {201}
+        logins = [Call("POST", f"/v1/agencies/outage/members/{m}/seat-request") for m in members]
+
+        private_redis.stop()
+        down = in_threads(server.url, API_TOKEN, logins[:8])
+        assert [(r.status, r.body["outcome"]) for r in down] == [(200, "auto_added")] * 8
+        private_redis.start()
+        assert billing.sweep_billing(0) == 1  # the scheduler's minute sweep
+        up = in_threads(server.url, API_TOKEN, logins[8:])  # enqueues work again
+        assert [(r.status, r.body["outcome"]) for r in up] == [(200, "auto_added")] * 4
+
+        deadline = time.monotonic() + 30
+        while not (local.in_sync("outage") and local.stripe_quantity("outage") == 12):
+            assert worker.poll() is None, "the worker process died"
+            assert time.monotonic() < deadline, "billing did not converge after Redis came back"
+            time.sleep(0.05)
+        assert local.pools("outage")["base"].billed == 12
+        assert 1 <= len(local.quantity_updates("outage")) <= 2
+        # The failed enqueues were logged as warnings, never as a request's error.
+        log = server.log_text()
+        assert "Exception on /" not in log
+        assert '"level": "error"' not in log
+    finally:
+        output = stop_group(worker)
+        server.stop()
+        context.install(bill.runtime)
+        billing.install_gateway(runtime, None)
+        connection.close()
+        runtime.db.dispose()
+    assert "Traceback" not in output, output[-3000:]

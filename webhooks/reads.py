@@ -8,6 +8,7 @@ agency costs one call per hundred subscriptions, not one per agency.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,9 +34,7 @@ def retrieve_subscription(
 
 
 def retrieve_invoice(gateway: StripeGateway, invoice_id: str) -> dict[str, Any]:
-    invoice = gateway._call(lambda: gateway.client.v1.invoices.retrieve(invoice_id))
-    found: dict[str, Any] = invoice.to_dict()
-    return found
+    return plain(gateway._call(lambda: gateway.client.v1.invoices.retrieve(invoice_id)))
 
 
 def all_subscriptions(
@@ -67,8 +66,13 @@ def events_since(
         params,
         counter,
     ):
-        found: dict[str, Any] = item.to_dict()
-        yield found
+        yield plain(item)
+
+
+def plain(stripe_object: Any) -> dict[str, Any]:
+    """JSON-ready, as Stripe sent it: the SDK turns `*_decimal` strings into Decimals."""
+    found: dict[str, Any] = json.loads(json.dumps(stripe_object.to_dict(), default=str))
+    return found
 
 
 def _paginate(

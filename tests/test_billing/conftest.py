@@ -413,6 +413,15 @@ def kill_group(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=10)
 
 
+def finish(process: subprocess.Popen[bytes], timeout: float = 60) -> str:
+    """Let a `--burst` worker empty its queue and leave by itself; returns its output."""
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return stop_group(process)
+    return out.decode(errors="replace")
+
+
 def stop_group(process: subprocess.Popen[bytes], timeout: float = 15) -> str:
     """SIGTERM (rq's warm shutdown), SIGKILL if it lingers; returns what it printed."""
     if process.poll() is None:

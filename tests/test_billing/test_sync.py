@@ -207,17 +207,11 @@ def test_changes_during_a_stripe_call_start_a_new_debounce(bill: Billing) -> Non
     assert row.first_pending_at == now  # not the first change's time: a fresh debounce
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: a non-trial agency provisioned with paid seats and no card gets an "
-    "`incomplete` subscription (payment_behavior=default_incomplete); Stripe then refuses "
-    "every item update (400) and the sync fails for good, and `incomplete` maps to "
-    "past_due, which blocks Auto-Add. Needs a product decision (collect a card first, or "
-    "provision at 0 seats and let the prorations follow).",
-)
 def test_an_agency_that_bought_seats_before_it_had_a_card_can_still_change_them(
     bill: Billing,
 ) -> None:
+    """A paid subscription is provisioned empty and its seats follow as a prorated update,
+    so it never sits `incomplete` (which refuses every later quantity change)."""
     bill.api.agency("early", seats=2, trial=False)
     bill.work_until(lambda: bill.agency("early").stripe_subscription_id is not None)
     bill.give_card("early")

@@ -24,6 +24,7 @@ from tests.live_server import Call, in_threads, start_gunicorn
 from tests.test_billing.conftest import (
     Billing,
     RedisServer,
+    finish,
     kill_group,
     postgres_only,
     redis_server_available,
@@ -144,7 +145,7 @@ def test_two_workers_syncing_one_agency_never_collide_at_stripe(bill: Billing) -
             auto_add(bill, "race", [f"m{round_}a", f"m{round_}b"])
             bill.queue.enqueue(billing.sync_agency, "race", job_id=f"race-more-{round_}")
             time.sleep(0.4)
-        outputs = [stop_group(worker, timeout=60) for worker in workers]
+        outputs = [finish(worker) for worker in workers]
     finally:
         for worker in workers:
             kill_group(worker)

@@ -226,10 +226,15 @@ def _provision(rt: Runtime, stripe_gateway: StripeGateway, plan: sync.SyncPlan) 
         )
         created = customer_id
         _db(rt, lambda s: sync.record_customer(s, plan.agency_id, created))
+    # A paid subscription starts empty: its first invoice is then 0 and paid, so it is
+    # active at once and the seats follow as an ordinary prorated update. Created with
+    # paid seats before the agency has a card, Stripe would leave it `incomplete` and
+    # refuse every later quantity change. A trial charges nothing, so it starts full.
+    opening = plan.purchased if plan.trial_days else dict.fromkeys(plan.purchased, 0)
     snapshot: SubscriptionSnapshot = stripe_gateway.create_subscription(
         customer_id,
         plan.agency_id,
-        plan.purchased,
+        opening,
         plan.trial_days,
         f"seatsvc:{plan.agency_id}:subscription",
     )

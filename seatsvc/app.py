@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
 from seatsvc.api import agencies, health, members
@@ -11,7 +9,10 @@ from seatsvc.api.auth import register_auth
 from seatsvc.api.errors import register_error_handlers
 from seatsvc.api.routing import IdConverter, SeatTypeConverter
 from seatsvc.config import Config
+from seatsvc.metrics import bp as metrics_bp
+from seatsvc.observability import bind_request_id, configure_logging, init_sentry
 from seatsvc.openapi import bp as openapi_bp
+from seatsvc.ops import register_ops
 from seatsvc.runtime import Runtime
 
 
@@ -28,12 +29,16 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     )
     app.url_map.converters["id"] = IdConverter
     app.url_map.converters["seat_type"] = SeatTypeConverter
-    app.extensions["seatsvc"] = runtime or Runtime.build(config)
+    app.extensions["seatsvc"] = runtime = runtime or Runtime.build(config)
 
+    configure_logging()
+    init_sentry(config.sentry_dsn)
+    bind_request_id(app)
     register_auth(app)
     register_error_handlers(app)
-    for blueprint in (health.bp, agencies.bp, members.bp, openapi_bp):
+    for blueprint in (health.bp, agencies.bp, members.bp, openapi_bp, metrics_bp):
         app.register_blueprint(blueprint)
+    register_ops(app, runtime)
 
     from webhooks.blueprint import bp as webhooks_bp  # webhooks import workers: late
 
@@ -41,5 +46,4 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     from seatsvc.cli import register_cli
 
     register_cli(app)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     return app

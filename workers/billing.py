@@ -34,6 +34,7 @@ from seatsvc.billing.gateway import (
 )
 from seatsvc.billing.limits import Debounce, invoice_allowed_now, next_update_allowed_at
 from seatsvc.models import utcnow
+from seatsvc.observability import job_meta
 from seatsvc.runtime import Runtime
 from workers import context
 from workers.queues import SERIALIZER, enqueue_once
@@ -82,6 +83,7 @@ def enqueue_unique(queue: Queue, func: Callable[..., object], job_id: str, *args
             failure_ttl=FAILURE_TTL,
             timeout=JOB_TIMEOUT,
             description=f"{func.__name__}({', '.join(map(str, args))})",
+            meta=job_meta(),
         )
         if status != JobStatus.STARTED:
             return status is None

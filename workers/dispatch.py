@@ -18,6 +18,7 @@ import redis
 from rq import Queue, Retry
 
 from seatsvc.db import Database
+from seatsvc.observability import job_meta
 from seatsvc.runtime import Runtime
 from seatsvc.services.outbox import OutboxTouched
 from workers import billing, queues, reconcile
@@ -60,6 +61,7 @@ def enqueue_notification(
         result_ttl=RESULT_TTL,
         failure_ttl=FAILURE_TTL,
         description=f"send notification {notification_id}",
+        meta=job_meta(),
     )
     return status is None
 

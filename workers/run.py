@@ -10,17 +10,60 @@ keeps one active per queue however many workers run it).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
+import time
+from typing import Any
 
+import structlog
 from dotenv import load_dotenv
 from rq import SimpleWorker, Worker
+from rq.job import Job
+from rq.queue import Queue
 
+from seatsvc import metrics
 from seatsvc.config import Config
+from seatsvc.observability import configure_logging, init_sentry
 from seatsvc.runtime import Runtime
 from workers import billing, context, queues
 
 ROLES = {"notifier": [queues.NOTIFIER_QUEUE], "worker": [billing.BILLING_QUEUE]}
+
+
+class ObservedJobs:
+    """Worker mixin: the causing request's id on the job's log lines, the job's duration.
+
+    `execute_job` runs in the worker around the whole job; a forked work horse
+    inherits what it bound. When the horse is gone, its metrics files are folded
+    into this worker's (see `seatsvc.metrics.fold_process_files`).
+    """
+
+    def execute_job(self, job: Job, queue: Queue) -> Any:
+        structlog.contextvars.bind_contextvars(
+            request_id=(job.meta or {}).get("request_id"), job_id=job.id, queue=queue.name
+        )
+        started = time.monotonic()
+        try:
+            return super().execute_job(job, queue)  # type: ignore[misc]
+        finally:
+            horse = int(getattr(self, "horse_pid", 0) or 0)
+            if horse:
+                metrics.fold_process_files(horse, f"rqworker-{os.getpid()}")
+            try:
+                status = str(job.get_status(refresh=True) or "unknown")
+            except Exception:  # the job expired (result_ttl=0) or Redis hiccuped
+                status = "unknown"
+            metrics.JOB_DURATION.labels(
+                queue=queue.name, func=str(job.func_name), status=status
+            ).observe(time.monotonic() - started)
+            structlog.contextvars.clear_contextvars()
+
+
+class ObservedWorker(ObservedJobs, Worker):
+    pass
+
+
+class ObservedSimpleWorker(ObservedJobs, SimpleWorker):
+    pass
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,13 +85,16 @@ def main(argv: list[str] | None = None) -> None:
     config = Config.from_env()
     if not config.redis_url:
         raise SystemExit("REDIS_URL is not set: a worker needs the Redis the web process uses")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
+    init_sentry(config.sentry_dsn)
     runtime = Runtime.build(config)
     context.install(runtime)
     # Each forked work horse opens its own database connections.
     os.register_at_fork(after_in_child=lambda: runtime.db.engine.dispose(close=False))
 
-    worker_class = SimpleWorker if args.no_fork else Worker
+    worker_class: type[Worker] | type[SimpleWorker] = (
+        ObservedSimpleWorker if args.no_fork else ObservedWorker
+    )
     names = args.queues or ROLES[args.role]
     worker = worker_class(
         [queues.queue(runtime.redis, name) for name in names],

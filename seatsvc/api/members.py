@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint
 
-from seatsvc import schemas
+from seatsvc import metrics, schemas
 from seatsvc.api.context import invite_policy, transaction
 from seatsvc.api.routing import route
 from seatsvc.models import Member
@@ -62,7 +62,9 @@ def get_member(agency_id: str, member_id: str) -> Member:
     errors=(401, 404, 409),
 )
 def seat_request(agency_id: str, member_id: str) -> members.SeatRequestResult:
-    return transaction(lambda s: members.request_seat(s, agency_id, member_id))
+    result = transaction(lambda s: members.request_seat(s, agency_id, member_id))
+    metrics.count_seat_request(result.outcome, result.reason, result.member.seat_type)
+    return result
 
 
 @route(

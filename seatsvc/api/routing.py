@@ -73,6 +73,8 @@ def route(
             if query is not None:
                 kwargs["params"] = query().load(request.args.to_dict())
             result = view(**kwargs)
+            if isinstance(result, Response):  # a view that renders its own body (/metrics)
+                return result
             code = status
             if isinstance(result, tuple):
                 result, code = result

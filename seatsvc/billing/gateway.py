@@ -14,6 +14,7 @@ from typing import Any
 
 import stripe
 
+from seatsvc import metrics
 from seatsvc.config import Config
 
 PRICE_LOOKUP_KEYS = {"base": "seatsvc_base", "voice": "seatsvc_voice"}
@@ -245,6 +246,16 @@ class StripeGateway:
 
     @staticmethod
     def _call(request: Any) -> Any:
+        try:
+            answer = StripeGateway._sorted_call(request)
+        except (PaymentDeclined, StripeTransient, StripePermanent) as error:
+            metrics.count_stripe_call(error)
+            raise
+        metrics.count_stripe_call(None)
+        return answer
+
+    @staticmethod
+    def _sorted_call(request: Any) -> Any:
         try:
             return request()
         except stripe.CardError as error:

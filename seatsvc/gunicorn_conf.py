@@ -1,0 +1,55 @@
+"""gunicorn settings for the Procfile's `web` (`-c python:seatsvc.gunicorn_conf`).
+
+- Prometheus multiprocess mode: every gunicorn worker writes its counters to
+  files in `PROMETHEUS_MULTIPROC_DIR` and `/metrics` adds them up. Files left by
+  processes of an earlier run are removed at start (they would be counted
+  again); when the variable is unset a fresh temporary directory is used. A
+  worker that exits has its live gauges dropped (`child_exit`).
+- Logs: gunicorn's own (errors, access) as JSON lines like the app's.
+
+Command-line flags (bind, workers, access log) still apply on top of this file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="seatsvc-metrics-")
+# Set before anything imports prometheus_client (it picks its mode at import time),
+# so seatsvc is imported only below, and the workers fork with it set.
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _DIR
+
+
+def _logconfig() -> dict[str, Any]:
+    from seatsvc.observability import gunicorn_logconfig
+
+    return gunicorn_logconfig()
+
+
+logconfig_dict = _logconfig()
+
+
+def on_starting(server: Any) -> None:
+    """In the master, before any worker: no files of earlier runs in the metrics directory.
+
+    Files of live processes stay: the RQ workers may share the directory (`make run`).
+    """
+    from seatsvc.metrics import remove_dead_process_files
+
+    Path(_DIR).mkdir(parents=True, exist_ok=True)
+    remove_dead_process_files(_DIR)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    if _DIR.startswith(tempfile.gettempdir()) and Path(_DIR).name.startswith("seatsvc-metrics-"):
+        shutil.rmtree(_DIR, ignore_errors=True)

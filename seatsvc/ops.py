@@ -1,0 +1,101 @@
+"""The RQ dashboard at `/ops/rq`: ops see the queues and re-run failed jobs.
+
+rq-dashboard is a Flask blueprint with no security of its own. Here it gets:
+- HTTP basic auth (`OPS_USERNAME`/`OPS_PASSWORD`, compared in constant time);
+  without a password the dashboard is not mounted at all (404, the API's error shape);
+- protection against cross-site requests: every state-changing call (POST)
+  must come from the dashboard's own pages (`Sec-Fetch-Site: same-origin`, or
+  an `Origin`/`Referer` naming this host), else 403; its one state-changing
+  GET (`/requeue/<queue>`) answers 405;
+- the app's own Redis connection (embedded fakeredis included) and the JSON
+  serializer the queues use.
+"""
+
+from __future__ import annotations
+
+import hmac
+from urllib.parse import urlsplit
+
+import rq_dashboard
+from flask import Flask, Response, current_app, request, send_from_directory
+from rq.serializers import JSONSerializer
+
+from seatsvc.api.errors import error_response
+from seatsvc.config import Config
+from seatsvc.runtime import Runtime
+
+PREFIX = "/ops/rq"
+REALM = 'Basic realm="seatsvc ops", charset="UTF-8"'
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# rq-dashboard's routes that change something even when reached by GET.
+_STATE_CHANGING_GETS = frozenset({"rq_dashboard.requeue_all"})
+
+
+def credentials_ok(username: str, password: str, config: Config) -> bool:
+    """Constant time: both comparisons always run, on bytes of any length."""
+    expected = config.ops_password or ""
+    user_ok = hmac.compare_digest(username.encode(), config.ops_username.encode())
+    password_ok = hmac.compare_digest(password.encode(), expected.encode())
+    return bool(expected) and user_ok and password_ok
+
+
+def same_origin() -> bool:
+    """The request comes from a page of this host (what a browser says about it)."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site == "same-origin"
+    source = request.headers.get("Origin") or request.headers.get("Referer")
+    if not source or source == "null":
+        return False
+    return urlsplit(source).netloc == request.host
+
+
+def register_ops(app: Flask, runtime: Runtime) -> None:
+    """Mount the dashboard when `OPS_PASSWORD` is set; otherwise `/ops/rq` stays a 404."""
+    config = runtime.config
+    if not config.ops_password:
+        return
+    rq_dashboard.web.config.serializer = JSONSerializer
+    app.config.setdefault("RQ_DASHBOARD_POLL_INTERVAL", 2500)
+    # Shown on the page; never the password (the dashboard masks it too).
+    shown = config.redis_url or "redis://embedded"
+    app.config["RQ_DASHBOARD_REDIS_URL"] = (shown,)
+    app.register_blueprint(rq_dashboard.blueprint, url_prefix=PREFIX)
+
+    def use_our_redis() -> Response | None:
+        # Replaces rq-dashboard's own hook, which opens a new connection from the
+        # URL on every request (and cannot reach the embedded Redis).
+        if (request.view_args or {}).get("instance_number", 0) != 0:
+            return error_response(404, "not_found", "no such Redis instance")
+        current_app.redis_conn = runtime.redis  # type: ignore[attr-defined]
+        return None
+
+    app.before_request_funcs["rq_dashboard"] = [use_our_redis]
+
+    # Its pages link the favicon through the app's own `static` endpoint, which this
+    # JSON service does not have: serve it (only it) from the dashboard's files.
+    def favicon(filename: str) -> Response:
+        return send_from_directory(str(rq_dashboard.blueprint.static_folder), "favicon.ico")
+
+    app.add_url_rule(PREFIX + "/app-static/<path:filename>", "static", favicon)
+
+    @app.before_request
+    def _guard_ops() -> Response | None:
+        if request.path != PREFIX and not request.path.startswith(PREFIX + "/"):
+            return None
+        auth = request.authorization
+        if (
+            auth is None
+            or auth.type != "basic"
+            or not credentials_ok(auth.username or "", auth.password or "", config)
+        ):
+            refused = error_response(401, "unauthorized", "ops credentials are required")
+            refused.headers["WWW-Authenticate"] = REALM
+            return refused
+        if request.endpoint in _STATE_CHANGING_GETS and request.method in _SAFE_METHODS:
+            refused = error_response(405, "method_not_allowed", "use POST")
+            refused.headers["Allow"] = "POST"
+            return refused
+        if request.method not in _SAFE_METHODS and not same_origin():
+            return error_response(403, "forbidden", "cross-site request refused (same origin only)")
+        return None

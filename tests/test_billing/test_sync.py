@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from seatsvc.billing import sync
 from seatsvc.models import utcnow
 from tests.test_billing.conftest import Billing

@@ -9,7 +9,7 @@ agency costs one call per hundred subscriptions, not one per agency.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,12 +41,7 @@ def all_subscriptions(
     gateway: StripeGateway, counter: CallCounter | None = None
 ) -> Iterator[SubscriptionSnapshot]:
     """Every subscription of the account, canceled ones included (`status=all`)."""
-    for item in _paginate(
-        gateway,
-        lambda params: gateway.client.v1.subscriptions.list(params),  # type: ignore[arg-type]
-        {"status": "all"},
-        counter,
-    ):
+    for item in _paginate(gateway, "/v1/subscriptions", {"status": "all"}, counter):
         yield gateway._snapshot(item)
 
 
@@ -56,17 +51,11 @@ def events_since(
     types: Sequence[str],
     counter: CallCounter | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Events created after `created_after` (unix time), newest first, as plain dicts."""
+    """Events created after `created_after` (unix time), newest first, as Stripe sent them."""
     params: dict[str, Any] = {"created": {"gt": created_after}}
     if types:
         params["types"] = list(types)
-    for item in _paginate(
-        gateway,
-        lambda page: gateway.client.v1.events.list(page),  # type: ignore[arg-type]
-        params,
-        counter,
-    ):
-        yield plain(item)
+    yield from _paginate(gateway, "/v1/events", params, counter)
 
 
 def plain(stripe_object: Any) -> dict[str, Any]:
@@ -76,11 +65,10 @@ def plain(stripe_object: Any) -> dict[str, Any]:
 
 
 def _paginate(
-    gateway: StripeGateway,
-    list_call: Callable[[dict[str, Any]], Any],
-    params: dict[str, Any],
-    counter: CallCounter | None,
-) -> Iterator[Any]:
+    gateway: StripeGateway, path: str, params: dict[str, Any], counter: CallCounter | None
+) -> Iterator[dict[str, Any]]:
+    """Pages of plain JSON through the client's `raw_request`: building the SDK's objects
+    for 100 subscriptions costs more CPU than the whole HTTP round trip."""
     after: str | None = None
     while True:
         page_params = {**params, "limit": PAGE}
@@ -88,8 +76,12 @@ def _paginate(
             page_params["starting_after"] = after
         if counter is not None:
             counter.calls += 1
-        page = gateway._call(lambda params=page_params: list_call(params))
-        yield from page.data
-        if not page.has_more or not page.data:
+        response = gateway._call(
+            lambda query=page_params: gateway.client.raw_request("get", path, **query)
+        )
+        page: dict[str, Any] = response.data
+        items: list[dict[str, Any]] = page["data"]
+        yield from items
+        if not page.get("has_more") or not items:
             return
-        after = str(page.data[-1].id)
+        after = str(items[-1]["id"])

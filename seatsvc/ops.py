@@ -8,16 +8,20 @@ rq-dashboard is a Flask blueprint with no security of its own. Here it gets:
   an `Origin`/`Referer` naming this host), else 403; its one state-changing
   GET (`/requeue/<queue>`) answers 405;
 - the app's own Redis connection (embedded fakeredis included) and the JSON
-  serializer the queues use.
+  serializer the queues use (also where rq-dashboard forgets to pass one).
 """
 
 from __future__ import annotations
 
 import hmac
+from typing import Any
 from urllib.parse import urlsplit
 
 import rq_dashboard
-from flask import Flask, Response, current_app, request, send_from_directory
+from flask import Flask, Response, current_app, jsonify, request, send_from_directory
+from rq import Queue, requeue_job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from seatsvc.api.errors import error_response
@@ -71,6 +75,7 @@ def register_ops(app: Flask, runtime: Runtime) -> None:
         return None
 
     app.before_request_funcs["rq_dashboard"] = [use_our_redis]
+    _serialize_job_writes(app, runtime)
 
     # Its pages link the favicon through the app's own `static` endpoint, which this
     # JSON service does not have: serve it (only it) from the dashboard's files.
@@ -99,3 +104,45 @@ def register_ops(app: Flask, runtime: Runtime) -> None:
         if request.method not in _SAFE_METHODS and not same_origin():
             return error_response(403, "forbidden", "cross-site request refused (same origin only)")
         return None
+
+
+def _serialize_job_writes(app: Flask, runtime: Runtime) -> None:
+    """rq-dashboard's requeue and delete views fetch jobs without a serializer.
+
+    rq then reads our JSON job with pickle and, on requeue, saves its meta back
+    pickled: the worker could no longer read the job. These replacements do
+    the same with the queues' serializer.
+    """
+
+    def answer(body: dict[str, Any]) -> Response:
+        response = jsonify(body)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def requeue_job_view(job_id: str) -> Response:
+        requeue_job(job_id, connection=runtime.redis, serializer=JSONSerializer)
+        return answer({"status": "OK"})
+
+    def requeue_all(queue_name: str) -> Response:
+        queue = Queue(queue_name, connection=runtime.redis, serializer=JSONSerializer)
+        job_ids = queue.failed_job_registry.get_job_ids(cleanup=False)
+        for job_id in job_ids:
+            requeue_job(job_id, connection=runtime.redis, serializer=JSONSerializer)
+        return answer({"status": "OK", "count": len(job_ids)})
+
+    def delete_job_view(job_id: str) -> Response:
+        if current_app.config.get("RQ_DASHBOARD_DISABLE_DELETE"):
+            return answer({"status": "DISABLED"})
+        try:
+            Job.fetch(job_id, connection=runtime.redis, serializer=JSONSerializer).delete()
+        except NoSuchJobError:
+            return answer({"status": "ERROR"})
+        return answer({"status": "OK"})
+
+    for endpoint, view in (
+        ("rq_dashboard.requeue_job_view", requeue_job_view),
+        ("rq_dashboard.requeue_all", requeue_all),
+        ("rq_dashboard.delete_job_view", delete_job_view),
+    ):
+        assert endpoint in app.view_functions, f"rq-dashboard has no {endpoint} any more"
+        app.view_functions[endpoint] = view

@@ -49,7 +49,8 @@ class ObservedJobs:
             if horse:
                 metrics.fold_process_files(horse, f"rqworker-{os.getpid()}")
             try:
-                status = str(job.get_status(refresh=True) or "unknown")
+                found = job.get_status(refresh=True)
+                status = str(getattr(found, "value", found) or "unknown")
             except Exception:  # the job expired (result_ttl=0) or Redis hiccuped
                 status = "unknown"
             metrics.JOB_DURATION.labels(

@@ -9,6 +9,7 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 from rq import Queue
+from rq.job import Job
 from rq.registry import FailedJobRegistry
 
 from seatsvc import create_app
@@ -93,7 +94,9 @@ def test_another_redis_instance_number_is_refused(ops_client: FlaskClient) -> No
 def failed_job(connection: redis.Redis, queue_name: str) -> str:
     """A job in the failed registry of `queue_name` (it ran for real and raised)."""
     queue = queues.queue(connection, queue_name)
-    job = queue.enqueue("tests.test_ops.jobs.explode", "x@example.com", "tok")
+    job = queue.enqueue(
+        "tests.test_ops.jobs.explode", "x@example.com", "tok", meta={"request_id": "r-42"}
+    )
     worker = ObservedSimpleWorker([queue], connection=connection, serializer=queues.SERIALIZER)
     worker.work(burst=True, logging_level="ERROR")
     assert FailedJobRegistry(queue=queue).get_job_ids() == [job.id]
@@ -154,6 +157,10 @@ def test_same_origin_posts_requeue(
     queue = Queue(queue_name, connection=runtime.redis, serializer=queues.SERIALIZER)
     assert FailedJobRegistry(queue=queue).get_job_ids() == []
     assert queue.get_job_ids() == [job_id]
+    # Still a JSON job our workers can read (rq-dashboard alone would re-save it pickled).
+    requeued = Job.fetch(job_id, connection=runtime.redis, serializer=queues.SERIALIZER)
+    assert requeued.get_meta(refresh=True) == {"request_id": "r-42"}
+    assert requeued.args == ["x@example.com", "tok"]
 
 
 def test_requeue_all_by_get_is_refused(
@@ -170,6 +177,20 @@ def test_requeue_all_by_get_is_refused(
     assert ops_client.post(
         f"/ops/rq/requeue/{queue_name}", headers={**basic(), "Sec-Fetch-Site": "same-origin"}
     ).get_json() == {"count": 1, "status": "OK"}
+    requeued = Job.fetch(job_id, connection=runtime.redis, serializer=queues.SERIALIZER)
+    assert requeued.get_meta(refresh=True) == {"request_id": "r-42"}
+
+
+def test_delete_from_the_dashboard(
+    ops_client: FlaskClient, runtime: Runtime, queue_name: str
+) -> None:
+    job_id = failed_job(runtime.redis, queue_name)
+    response = ops_client.post(
+        f"/ops/rq/job/{job_id}/delete", headers={**basic(), "Sec-Fetch-Site": "same-origin"}
+    )
+    assert response.get_json() == {"status": "OK"}
+    queue = Queue(queue_name, connection=runtime.redis, serializer=queues.SERIALIZER)
+    assert FailedJobRegistry(queue=queue).get_job_ids() == []
 
 
 def test_unauthenticated_posts_are_refused_before_the_origin_check(

@@ -16,6 +16,7 @@ Prints figures; never asserts a timing. Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import socket
@@ -186,6 +187,8 @@ class Seatsvc:
         self.runtime = Runtime.build(config)
         context.install(self.runtime)
         self.app = create_app(runtime=self.runtime)
+        # The app logs every request and Stripe call at INFO: not what is measured here.
+        logging.getLogger().setLevel(logging.WARNING)
         self.engine = create_engine(config.database_url)
         self.fleets: dict[int, list[str]] = {}
         self.seats: dict[str, int] = {}  # what each agency holds before the next burst

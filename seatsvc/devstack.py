@@ -4,7 +4,8 @@ Creates `.env` with fresh random secrets the first time and migrates the
 database (SQLite by default). What is not configured runs in this process:
 an embedded Redis (fakeredis over TCP), the Stripe emulator (with the Base and
 Voice prices) and an SMTP sink keeping mail in `instance/mail/`. Then honcho
-runs the Procfile's web, worker, notifier and scheduler against them.
+runs the Procfile's web, worker, notifier and scheduler against them, sharing
+one Prometheus multiprocess directory (`instance/metrics/`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 from dotenv import load_dotenv
 
 from seatsvc.config import Config
+from seatsvc.metrics import remove_dead_process_files
 from seatsvc.migrate import PROJECT_ROOT, upgrade
 
 ENV_FILE = PROJECT_ROOT / ".env"
@@ -36,6 +38,7 @@ def ensure_env_file(path: Path = ENV_FILE) -> None:
     filled = template.replace(
         "SEATSVC_API_TOKENS=", f"SEATSVC_API_TOKENS=dev-{secrets.token_urlsafe(24)}", 1
     ).replace("SEATSVC_SECRET_KEY=", f"SEATSVC_SECRET_KEY={secrets.token_urlsafe(32)}", 1)
+    filled = filled.replace("\nOPS_PASSWORD=\n", f"\nOPS_PASSWORD={secrets.token_urlsafe(16)}\n", 1)
     path.write_text(filled)
     path.chmod(0o600)
     print(f"wrote {path.name} with fresh local secrets")
@@ -113,9 +116,22 @@ def main() -> None:
     if start_smtp_sink(config.smtp_url):
         parts.append(f"smtp       {config.smtp_url}  (sink; mail kept in instance/mail/)")
     os.environ.setdefault("HOST", "127.0.0.1")
+    # One metrics directory for web and workers, so /metrics also shows the jobs.
+    metrics_dir = os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR", str(PROJECT_ROOT / "instance" / "metrics")
+    )
+    Path(metrics_dir).mkdir(parents=True, exist_ok=True)
+    remove_dead_process_files(metrics_dir)
     # The Procfile names `gunicorn`, `python`, `flask`: this virtualenv's.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    parts.append(f"api        http://{os.environ['HOST']}:{config.port}  (token in .env)")
+    base = f"http://{os.environ['HOST']}:{config.port}"
+    parts.append(f"api        {base}  (token in .env)")
+    if config.ops_password:
+        who = f"user {config.ops_username!r}, password: OPS_PASSWORD in .env"
+        parts.append(f"dashboard  {base}/ops/rq  ({who})")
+    else:
+        parts.append("dashboard  off: set OPS_PASSWORD in .env to open /ops/rq")
+    parts.append(f"metrics    {base}/metrics  (health: {base}/healthz, {base}/readyz)")
     print("seatsvc local stack:\n  " + "\n  ".join(parts), flush=True)
     command = [
         sys.executable,

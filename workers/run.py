@@ -37,21 +37,29 @@ class ObservedJobs:
     into this worker's (see `seatsvc.metrics.fold_process_files`).
     """
 
+    _last_horse = 0
+
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        super().fork_work_horse(job, queue)  # type: ignore[misc]
+        self._last_horse = int(getattr(self, "horse_pid", 0) or 0)  # rq forgets it after
+
     def execute_job(self, job: Job, queue: Queue) -> Any:
-        structlog.contextvars.bind_contextvars(
-            request_id=(job.meta or {}).get("request_id"), job_id=job.id, queue=queue.name
-        )
+        request_id = (job.meta or {}).get("request_id")
+        structlog.contextvars.bind_contextvars(job_id=job.id, queue=queue.name)
+        if request_id:
+            structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.monotonic()
+        self._last_horse = 0
         try:
             return super().execute_job(job, queue)  # type: ignore[misc]
         finally:
-            horse = int(getattr(self, "horse_pid", 0) or 0)
-            if horse:
-                metrics.fold_process_files(horse, f"rqworker-{os.getpid()}")
+            if self._last_horse:
+                metrics.fold_process_files(self._last_horse, f"rqworker-{os.getpid()}")
             try:
                 found = job.get_status(refresh=True)
-                status = str(getattr(found, "value", found) or "unknown")
-            except Exception:  # the job expired (result_ttl=0) or Redis hiccuped
+                # No status left: the job ended and was deleted at once (result_ttl=0).
+                status = str(getattr(found, "value", found) or "finished")
+            except Exception:  # Redis hiccuped
                 status = "unknown"
             metrics.JOB_DURATION.labels(
                 queue=queue.name, func=str(job.func_name), status=status

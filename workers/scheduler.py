@@ -17,6 +17,7 @@ from rq import Queue, cron_job_registry
 from rq.cron import CronJob, CronScheduler
 
 from seatsvc.config import Config
+from seatsvc.observability import configure_logging, init_sentry
 from seatsvc.runtime import Runtime
 from workers import billing, context, notifier, queues, reconcile, stripe_events
 
@@ -88,8 +89,9 @@ def build_scheduler(runtime: Runtime) -> JsonCronScheduler:
 
 def main() -> None:
     load_dotenv()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     config = Config.from_env()
+    init_sentry(config.sentry_dsn)
     if not config.redis_url:
         raise SystemExit("REDIS_URL is not set: the scheduler needs the Redis the workers use")
     runtime = Runtime.build(config)

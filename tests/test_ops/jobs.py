@@ -17,3 +17,11 @@ def chatty(email: str) -> str:
     """Logs (its argument included) and succeeds."""
     log.info("working for %s", email)
     return "ok"
+
+
+def tick() -> str:
+    """Counts one (fake) webhook event where it runs: in a forked work horse, say."""
+    from seatsvc import metrics
+
+    metrics.WEBHOOK_EVENTS.labels(type="test.tick", result="processed").inc()
+    return "ticked"

@@ -41,7 +41,9 @@ def test_forked_jobs_fold_into_the_workers_files(
     api.agency("clinic", seats=3)
     for member in ("m1", "m2", "m3"):
         assert api.invite(member).status_code == 201
-    assert len(notifier.queue.get_job_ids()) == 3
+    for _ in range(4):  # jobs that count something where they run: in the horse
+        notifier.queue.enqueue("tests.test_ops.jobs.tick")
+    assert len(notifier.queue.get_job_ids()) == 7
 
     env = notifier.worker_env(notifier.queue_name)
     env.update(REDIS_URL=redis_url, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
@@ -67,6 +69,9 @@ def test_forked_jobs_fold_into_the_workers_files(
         status="finished",
     )
     assert count == 3
+    ticks = value(found, "seatsvc_webhook_events_total", type="test.tick", result="processed")
+    assert ticks == 4
+    assert (tmp_path / f"counter_rqworker-{worker_pids.pop()}.db").exists()
     # The worker's log lines are JSON and carry no address.
     lines = [line for line in worker.stderr.splitlines() if line.strip()]
     assert lines and all(line.startswith("{") for line in lines), lines[:3]

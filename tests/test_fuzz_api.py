@@ -169,6 +169,10 @@ def test_fuzzing_finds_no_server_error(
         fuzz_operation(schema[path][method], mode, invite_tokens(runtime), scale)
 
 
+# Authenticated by a Stripe-Signature over the raw body, not by the bearer token.
+SIGNED_PATHS = frozenset({"/webhooks/stripe"})
+
+
 def fuzz_operation(
     operation: schemathesis.APIOperation[Any, Any, Any, Any],
     mode: GenerationMode,
@@ -205,7 +209,11 @@ def fuzz_operation(
         case.validate_response(response, checks=CHECKS[mode])
 
     fuzz()
-    if mode == GenerationMode.POSITIVE:
+    if mode == GenerationMode.POSITIVE and path in SIGNED_PATHS:
+        # A fuzzer cannot sign a Stripe event: the view's signature check (400) is as far
+        # as it gets; tests/test_webhooks covers what lies past it.
+        assert seen == {400}, (label, sorted(seen))
+    elif mode == GenerationMode.POSITIVE:
         # Valid requests on seeded ids get past the lookups: the fuzzing reached the logic.
         reached = {code for code in seen if code < 300} if "{" not in path else seen - {404}
         assert reached, (label, sorted(seen))

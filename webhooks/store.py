@@ -356,7 +356,8 @@ def _told_since(session: Session, agency_id: str, invoice: Mapping[str, Any]) ->
             Notification.agency_id == agency_id,
             Notification.kind == NotificationKind.PAYMENT_FAILED,
             Notification.created_at >= created,
-            ~Notification.dedupe_key.like(f"payment_failed:{agency_id}:invoice:%"),
+            # Not ours (`…:invoice:in_…`); the worker keys by day (`…:invoice:<date>:<n>`).
+            ~Notification.dedupe_key.like(f"payment_failed:{agency_id}:invoice:in%"),
         )
     )
     return bool(found)

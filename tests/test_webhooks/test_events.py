@@ -192,3 +192,26 @@ def test_a_failed_renewal_payment_flags_the_agency_and_emails_once_per_invoice(
     assert hooks.post(json.dumps(failed).encode()).status_code == 200
     hooks.settle()
     assert bill.agency("card").billing_attention is None
+
+
+def test_a_decline_the_billing_worker_already_reported_is_not_emailed_twice(
+    hooks: Hooks,
+) -> None:
+    bill = hooks.bill
+    bill.active_agency("twice", seats=1, card="pm_card_chargeCustomerFail")
+    hooks.listen()
+    bill.api.ok("PUT", "/v1/agencies/twice/seats/base", {"quantity": 2})
+    bill.work_until(lambda: bill.in_sync("twice"))
+    from workers import billing
+
+    billing.enqueue_invoice(bill.redis, "twice")  # the daily invoice, charged now: declined
+    bill.work()
+    hooks.settle()
+
+    assert bill.emu.events("invoice.payment_failed")
+    failed = [row for row in hooks.rows() if row.type == "invoice.payment_failed"]
+    assert [row.status for row in failed] == ["processed"]
+    assert bill.agency("twice").billing_attention == "payment_failed"
+    [email] = bill.notifications(NotificationKind.PAYMENT_FAILED)
+    day = email.payload["cause"].split(":")[1]
+    assert email.dedupe_key == f"payment_failed:twice:invoice:{day}:1"  # the worker's own

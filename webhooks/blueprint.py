@@ -21,6 +21,7 @@ from flask import Blueprint, request
 from seatsvc.api.context import runtime
 from seatsvc.api.routing import config, route
 from seatsvc.errors import BadRequest
+from seatsvc.metrics import WEBHOOK_EVENTS
 from seatsvc.types import StripeEventStatus
 from webhooks import store
 from webhooks.handlers import HANDLED_TYPES
@@ -44,15 +45,21 @@ TOLERANCE_SECONDS = 300  # Stripe's default: older signatures may be replays
 )
 def stripe_webhook() -> dict[str, Any]:
     payload = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413, nothing read
-    event = verify(
-        payload, request.headers.get("Stripe-Signature"), config().stripe_webhook_secrets
-    )
+    try:
+        event = verify(
+            payload, request.headers.get("Stripe-Signature"), config().stripe_webhook_secrets
+        )
+    except BadRequest:
+        WEBHOOK_EVENTS.labels(type="unverified", result="rejected").inc()
+        raise
     handled = event["type"] in HANDLED_TYPES
     status = StripeEventStatus.RECEIVED if handled else StripeEventStatus.IGNORED
     rt = runtime()
     stored = rt.transaction(lambda s: store.insert_event(s, event, status))
     if stored and handled:
         _enqueue(rt.redis, event["id"])
+    result = ("stored" if handled else "ignored") if stored else "duplicate"
+    WEBHOOK_EVENTS.labels(type=event["type"], result=result).inc()
     return {"received": True}
 
 

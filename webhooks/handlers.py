@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seatsvc.billing.gateway import StripeGateway
+from seatsvc.metrics import WEBHOOK_EVENTS
 from seatsvc.runtime import Runtime
 from seatsvc.types import StripeEventStatus
 from webhooks import reads, store
@@ -56,7 +57,9 @@ def handle_event(rt: Runtime, gateway: StripeGateway, event_id: str, force: bool
     except Exception as error:
         reason = f"{type(error).__name__}: {error}"
         rt.transaction(lambda s: store.fail(s, event_id, reason))
+        WEBHOOK_EVENTS.labels(type=info.type, result="failed").inc()
         raise
+    WEBHOOK_EVENTS.labels(type=info.type, result=str(outcome.status)).inc()
     rt.transaction(
         lambda s: store.finish(s, event_id, outcome.status, outcome.agency_id, outcome.note)
     )

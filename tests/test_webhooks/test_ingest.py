@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.test_webhooks.conftest import OLD_SECRET, SECRET, Hooks
 
@@ -150,3 +151,27 @@ def test_webhooks_without_a_configured_secret_refuse_everything(hooks: Hooks) ->
         server.shutdown()
         server.server_close()
     assert_refused(hooks, response)
+
+
+def test_ingestion_is_counted_by_type_and_result(hooks: Hooks) -> None:
+    """`seatsvc_webhook_events_total` tells ops what Stripe sent and what became of it."""
+
+    def count(event_type: str, result: str) -> float:
+        text = requests.get(f"{hooks.url}/metrics", timeout=10).text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "seatsvc_webhook_events_total"
+            and sample.labels == {"type": event_type, "result": result}
+        )
+
+    kinds = [("customer.subscription.updated", "stored"),
+             ("customer.subscription.updated", "duplicate"),
+             ("customer.created", "ignored"), ("unverified", "rejected")]  # fmt: skip
+    before = {kind: count(*kind) for kind in kinds}
+    assert hooks.post(event("evt_counted")).status_code == 200
+    assert hooks.post(event("evt_counted")).status_code == 200
+    assert hooks.post(event("evt_other", "customer.created")).status_code == 200
+    assert hooks.post(event("evt_forged"), secret="whsec_wrong").status_code == 400
+    assert {kind: count(*kind) - before[kind] for kind in kinds} == dict.fromkeys(kinds, 1.0)

@@ -39,6 +39,10 @@ def ensure_env_file(path: Path = ENV_FILE) -> None:
         "SEATSVC_API_TOKENS=", f"SEATSVC_API_TOKENS=dev-{secrets.token_urlsafe(24)}", 1
     ).replace("SEATSVC_SECRET_KEY=", f"SEATSVC_SECRET_KEY={secrets.token_urlsafe(32)}", 1)
     filled = filled.replace("\nOPS_PASSWORD=\n", f"\nOPS_PASSWORD={secrets.token_urlsafe(16)}\n", 1)
+    # The local Stripe emulator signs its webhooks with this; real Stripe gives its own.
+    filled = filled.replace(
+        "\nSTRIPE_WEBHOOK_SECRET=\n", f"\nSTRIPE_WEBHOOK_SECRET=whsec_{secrets.token_hex(24)}\n", 1
+    )
     path.write_text(filled)
     path.chmod(0o600)
     print(f"wrote {path.name} with fresh local secrets")
@@ -69,13 +73,16 @@ def start_embedded_redis() -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
-def start_stripe_emulator() -> str:
+def start_stripe_emulator(webhook_url: str, webhook_secret: str | None) -> str:
+    """The emulator, with the two prices and (given a secret) our webhook endpoint."""
     from seatsvc.billing.catalog import ensure_prices
     from stripe_emulator import StripeEmulator
 
     emulator = StripeEmulator()
     port = EMULATOR_PORT if port_is_free("127.0.0.1", EMULATOR_PORT) else 0
     url = emulator.start(port=port)
+    if webhook_secret:
+        emulator.add_webhook_endpoint(webhook_url, webhook_secret)
     prices = ensure_prices(emulator.client())
     os.environ["STRIPE_PRICE_BASE"], os.environ["STRIPE_PRICE_VOICE"] = (
         prices["base"],
@@ -108,7 +115,9 @@ def main() -> None:
         os.environ["REDIS_URL"] = start_embedded_redis()
         parts.append(f"redis      {os.environ['REDIS_URL']}  (embedded fakeredis)")
     if not config.stripe_api_key and not config.stripe_api_base:
-        os.environ["STRIPE_API_BASE"] = start_stripe_emulator()
+        webhook_url = f"http://127.0.0.1:{config.port}/webhooks/stripe"
+        secret = config.stripe_webhook_secrets[0] if config.stripe_webhook_secrets else None
+        os.environ["STRIPE_API_BASE"] = start_stripe_emulator(webhook_url, secret)
         os.environ.setdefault("STRIPE_API_KEY", "sk_test_local")
         parts.append(
             f"stripe     {os.environ['STRIPE_API_BASE']}  (emulator; control API /_emulator/)"

@@ -42,6 +42,12 @@ def redis_reachable() -> str | None:
     return None
 
 
+def empty_test_redis() -> None:
+    """FLUSHDB on the suite's own Redis database (TEST_REDIS_URL), when it answers."""
+    if redis_reachable() is None:
+        redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2).flushdb()
+
+
 @dataclass
 class TestDatabase:
     backend: str

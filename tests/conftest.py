@@ -28,6 +28,17 @@ def _available_backends() -> list[str]:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    _require_real_services_in_ci()
+    # Jobs queued by an earlier run (nobody consumes the API tests' queues) must not
+    # leak into this one: the test Redis database is the suite's own.
+    backends.empty_test_redis()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    backends.empty_test_redis()
+
+
+def _require_real_services_in_ci() -> None:
     if not backends.IN_CI:
         return
     problems = [

@@ -240,31 +240,38 @@ def run_phase(
 # --- report -------------------------------------------------------------------------------
 
 
-def print_report(phases: list[PhaseResult], args: argparse.Namespace) -> None:
+def print_phases(phases: list[PhaseResult], args: argparse.Namespace, name: str) -> None:
+    """The setup line, one row per endpoint, and `name / baseline` ratios."""
+    agencies = f"{args.agencies} agencies; " if hasattr(args, "agencies") else ""
     print()
     print(
         f"gunicorn {args.workers} workers x {args.threads} threads; clients "
         f"{args.processes} processes x {args.concurrency} threads; {args.duration:.0f} s per "
-        f"endpoint; {args.agencies} agencies; PostgreSQL; "
+        f"endpoint; {agencies}PostgreSQL; "
         f"Redis {args.redis_url or 'embedded fake'}; {os.cpu_count()} CPUs"
     )
-    header = (
-        f"{'endpoint':<22}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}"
-    )
+    width = max(22, *(len(phase.endpoint) + 2 for phase in phases))
+    header = f"{'endpoint':<{width}}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}"
+    header += f"{'non-2xx':>9}"
     print(header)
     print("-" * len(header))
     for phase in phases:
         failed = sum(count for status, count in phase.statuses.items() if not 200 <= status < 300)
         print(
-            f"{phase.endpoint:<22}{phase.ok:>10}{phase.per_second:>10.1f}"
+            f"{phase.endpoint:<{width}}{phase.ok:>10}{phase.per_second:>10.1f}"
             f"{phase.percentile_ms(0.50):>10.1f}{phase.percentile_ms(0.99):>10.1f}{failed:>9}"
         )
-    baseline, seat = phases
-    if baseline.per_second and seat.per_second:
+    baseline, measured = phases
+    if baseline.per_second and measured.per_second:
         print(
-            f"seat-request / baseline: throughput x{seat.per_second / baseline.per_second:.2f}, "
-            f"p50 x{seat.percentile_ms(0.5) / baseline.percentile_ms(0.5):.2f}"
+            f"{name} / baseline: throughput x{measured.per_second / baseline.per_second:.2f}, "
+            f"p50 x{measured.percentile_ms(0.5) / baseline.percentile_ms(0.5):.2f}"
         )
+
+
+def print_report(phases: list[PhaseResult], args: argparse.Namespace) -> None:
+    print_phases(phases, args, "seat-request")
+    seat = phases[1]
     print(f"seat-request outcomes: {dict(seat.outcomes)}")
     if seat.exhausted:
         print("note: the seeded members ran out before the phase ended; raise --members")

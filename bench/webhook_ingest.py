@@ -44,6 +44,7 @@ from bench.seat_request import (  # noqa: E402
     PhaseResult,
     create_database,
     drop_database,
+    print_phases,
     run_phase,
 )
 from seatsvc.billing.catalog import ensure_prices  # noqa: E402
@@ -151,29 +152,8 @@ def event_template(emu: StripeEmulator) -> str:
 
 
 def print_ingest(phases: list[PhaseResult], args: argparse.Namespace, stored: int) -> None:
-    print()
-    print(
-        f"gunicorn {args.workers} workers x {args.threads} threads; clients {args.processes} "
-        f"processes x {args.concurrency} threads; {args.duration:.0f} s per endpoint; "
-        f"PostgreSQL; Redis {args.redis_url or 'embedded fake'}; {os.cpu_count()} CPUs"
-    )
-    header = (
-        f"{'endpoint':<24}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}"
-    )
-    print(header)
-    print("-" * len(header))
-    for phase in phases:
-        failed = sum(count for status, count in phase.statuses.items() if not 200 <= status < 300)
-        print(
-            f"{phase.endpoint:<24}{phase.ok:>10}{phase.per_second:>10.1f}"
-            f"{phase.percentile_ms(0.50):>10.1f}{phase.percentile_ms(0.99):>10.1f}{failed:>9}"
-        )
-    baseline, hooks = phases
-    if baseline.per_second and hooks.per_second:
-        print(
-            f"webhook / baseline: throughput x{hooks.per_second / baseline.per_second:.2f}, "
-            f"p50 x{hooks.percentile_ms(0.5) / baseline.percentile_ms(0.5):.2f}"
-        )
+    print_phases(phases, args, "webhook")
+    hooks = phases[1]
     print(f"events answered 2xx: {hooks.ok}; rows in stripe_events: {stored}")
 
 

@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,45 +147,40 @@ class PhaseResult:
         return cuts[round(fraction * 1000) - 1] * 1000
 
 
-def _client_process(
-    base_url: str,
-    endpoint: str,
-    paths: list[list[str]] | None,
-    threads: int,
-    duration: float,
-    barrier: Any,
-    results: Any,
+def timed_call(
+    local: PhaseResult, send: Callable[..., requests.Response], *args: Any, **kwargs: Any
+) -> requests.Response | None:
+    """`send(*args, **kwargs)`, its latency and status recorded in `local` (-1: no answer)."""
+    started = time.perf_counter()
+    try:
+        response: requests.Response | None = send(*args, **kwargs)
+    except requests.RequestException:
+        response = None
+    local.latencies.append(time.perf_counter() - started)
+    local.statuses[response.status_code if response is not None else -1] += 1
+    return response
+
+
+ClientLoop = Callable[[int, PhaseResult, Callable[[], bool]], None]
+
+
+def run_clients(
+    endpoint: str, threads: int, duration: float, barrier: Any, results: Any, loop: ClientLoop
 ) -> None:
-    """`threads` keep-alive clients in this process, looping until the phase ends."""
+    """`threads` clients in this process, released with the other processes' at once.
+
+    Each runs `loop(index, its PhaseResult, still_running)`; their results are merged
+    and put on `results` with the phase's wall time.
+    """
     go = threading.Barrier(threads + 1)
     outcome = PhaseResult(endpoint)
     lock = threading.Lock()
     end = [0.0]
 
     def client(index: int) -> None:
-        mine = iter(paths[index]) if paths is not None else None
         local = PhaseResult(endpoint)
-        with requests.Session() as http:
-            http.headers["Authorization"] = f"Bearer {TOKEN}"
-            go.wait()
-            while time.monotonic() < end[0]:
-                if mine is None:
-                    path, method = "/bench/baseline", "GET"
-                else:
-                    path, method = next(mine, ""), "POST"
-                    if not path:
-                        local.exhausted = True
-                        break
-                started = time.perf_counter()
-                try:
-                    response = http.request(method, base_url + path, timeout=60)
-                    status = response.status_code
-                except requests.RequestException:
-                    status = -1
-                local.latencies.append(time.perf_counter() - started)
-                local.statuses[status] += 1
-                if mine is not None and status == 200:
-                    local.outcomes[response.json()["outcome"]] += 1
+        go.wait()
+        loop(index, local, lambda: time.monotonic() < end[0])
         with lock:
             outcome.merge(local)
 
@@ -199,6 +195,36 @@ def _client_process(
         worker.join()
     outcome.elapsed = time.monotonic() - started
     results.put(outcome)
+
+
+def _client_process(
+    base_url: str,
+    endpoint: str,
+    paths: list[list[str]] | None,
+    threads: int,
+    duration: float,
+    barrier: Any,
+    results: Any,
+) -> None:
+    """`threads` keep-alive clients in this process, looping until the phase ends."""
+
+    def loop(index: int, local: PhaseResult, running: Callable[[], bool]) -> None:
+        mine = iter(paths[index]) if paths is not None else None
+        with requests.Session() as http:
+            http.headers["Authorization"] = f"Bearer {TOKEN}"
+            while running():
+                if mine is None:
+                    path, method = "/bench/baseline", "GET"
+                else:
+                    path, method = next(mine, ""), "POST"
+                    if not path:
+                        local.exhausted = True
+                        break
+                response = timed_call(local, http.request, method, base_url + path, timeout=60)
+                if mine is not None and response is not None and response.status_code == 200:
+                    local.outcomes[response.json()["outcome"]] += 1
+
+    run_clients(endpoint, threads, duration, barrier, results, loop)
 
 
 def run_phase(
@@ -240,14 +266,15 @@ def run_phase(
 # --- report -------------------------------------------------------------------------------
 
 
-def print_phases(phases: list[PhaseResult], args: argparse.Namespace, name: str) -> None:
+def print_phases(
+    phases: list[PhaseResult], args: argparse.Namespace, name: str, setup: str = ""
+) -> None:
     """The setup line, one row per endpoint, and `name / baseline` ratios."""
-    agencies = f"{args.agencies} agencies; " if hasattr(args, "agencies") else ""
     print()
     print(
         f"gunicorn {args.workers} workers x {args.threads} threads; clients "
         f"{args.processes} processes x {args.concurrency} threads; {args.duration:.0f} s per "
-        f"endpoint; {agencies}PostgreSQL; "
+        f"endpoint; {setup}PostgreSQL; "
         f"Redis {args.redis_url or 'embedded fake'}; {os.cpu_count()} CPUs"
     )
     width = max(22, *(len(phase.endpoint) + 2 for phase in phases))
@@ -270,7 +297,7 @@ def print_phases(phases: list[PhaseResult], args: argparse.Namespace, name: str)
 
 
 def print_report(phases: list[PhaseResult], args: argparse.Namespace) -> None:
-    print_phases(phases, args, "seat-request")
+    print_phases(phases, args, "seat-request", f"{args.agencies} agencies; ")
     seat = phases[1]
     print(f"seat-request outcomes: {dict(seat.outcomes)}")
     if seat.exhausted:

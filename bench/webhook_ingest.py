@@ -25,8 +25,8 @@ import multiprocessing
 import os
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,9 @@ from bench.seat_request import (  # noqa: E402
     create_database,
     drop_database,
     print_phases,
+    run_clients,
     run_phase,
+    timed_call,
 )
 from seatsvc.billing.catalog import ensure_prices  # noqa: E402
 from seatsvc.config import Config  # noqa: E402
@@ -66,50 +68,22 @@ def _webhook_client_process(
     base_url: str, template: str, threads: int, duration: float, barrier: Any, results: Any
 ) -> None:
     """`threads` keep-alive clients POSTing signed events, each with a fresh id."""
-    go = threading.Barrier(threads + 1)
-    outcome = PhaseResult("POST /webhooks/stripe")
-    lock = threading.Lock()
-    end = [0.0]
     pid = os.getpid()
 
-    def client(index: int) -> None:
-        local = PhaseResult(outcome.endpoint)
+    def loop(index: int, local: PhaseResult, running: Callable[[], bool]) -> None:
         number = 0
         with requests.Session() as http:
-            go.wait()
-            while time.monotonic() < end[0]:
+            while running():
                 number += 1
-                event_id = f"evt_bench_{pid}_{index}_{number}"
-                body = template.replace("evt_TEMPLATE", event_id)
+                body = template.replace("evt_TEMPLATE", f"evt_bench_{pid}_{index}_{number}")
                 headers = {
                     "Content-Type": "application/json",
                     "Stripe-Signature": sign(body, WEBHOOK_SECRET),
                 }
-                started = time.perf_counter()
-                try:
-                    response = http.post(
-                        f"{base_url}/webhooks/stripe", data=body.encode(), headers=headers,
-                        timeout=60,
-                    )  # fmt: skip
-                    status = response.status_code
-                except requests.RequestException:
-                    status = -1
-                local.latencies.append(time.perf_counter() - started)
-                local.statuses[status] += 1
-        with lock:
-            outcome.merge(local)
+                url = f"{base_url}/webhooks/stripe"
+                timed_call(local, http.post, url, data=body.encode(), headers=headers, timeout=60)
 
-    workers = [threading.Thread(target=client, args=(index,)) for index in range(threads)]
-    for worker in workers:
-        worker.start()
-    barrier.wait()
-    started = time.monotonic()
-    end[0] = started + duration
-    go.wait()
-    for worker in workers:
-        worker.join()
-    outcome.elapsed = time.monotonic() - started
-    results.put(outcome)
+    run_clients("POST /webhooks/stripe", threads, duration, barrier, results, loop)
 
 
 def run_webhook_phase(

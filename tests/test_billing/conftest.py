@@ -166,9 +166,10 @@ def emu(emulator: StripeEmulator) -> StripeEmulator:
 # --- the service -----------------------------------------------------------------------
 
 
-@pytest.fixture
-def config(database: backends.TestDatabase, emu: StripeEmulator, redis_url: str) -> Config:
-    """Overrides the suite's config: the emulator, the private Redis, a short debounce."""
+def billing_config(
+    database: backends.TestDatabase, emu: StripeEmulator, redis_url: str, **extra: Any
+) -> Config:
+    """The suite's config pointed at the emulator and the private Redis, short debounce."""
     return Config(
         database_url=database.url,
         redis_url=redis_url,
@@ -180,7 +181,13 @@ def config(database: backends.TestDatabase, emu: StripeEmulator, redis_url: str)
         billing_max_wait_ms=MAX_WAIT_MS,
         billing_lock_seconds=LOCK_SECONDS,
         testing=True,
+        **extra,
     )
+
+
+@pytest.fixture
+def config(database: backends.TestDatabase, emu: StripeEmulator, redis_url: str) -> Config:
+    return billing_config(database, emu, redis_url)
 
 
 @dataclass

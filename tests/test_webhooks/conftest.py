@@ -22,13 +22,8 @@ from seatsvc.models import SeatEvent, StripeEvent
 from stripe_emulator import StripeEmulator
 from stripe_emulator.events import sign
 from tests import backends
-from tests.conftest import API_TOKEN, SECRET_KEY
 from tests.test_billing import conftest as billing_fixtures
 from tests.test_billing.conftest import (
-    LOCK_SECONDS,
-    MAX_WAIT_MS,
-    QUIET_MS,
-    STRIPE_KEY,
     Billing,
     free_port,
 )
@@ -46,20 +41,10 @@ OLD_SECRET = "whsec_test_previous_0123456789"  # still accepted during a rotatio
 
 @pytest.fixture
 def config(database: backends.TestDatabase, emu: StripeEmulator, redis_url: str) -> Config:
-    return Config(
-        database_url=database.url,
-        redis_url=redis_url,
-        api_tokens=(API_TOKEN,),
-        secret_key=SECRET_KEY,
-        stripe_api_base=emu.base_url,
-        stripe_api_key=STRIPE_KEY,
-        stripe_webhook_secrets=(SECRET, OLD_SECRET),
-        billing_quiet_ms=QUIET_MS,
-        billing_max_wait_ms=MAX_WAIT_MS,
-        billing_lock_seconds=LOCK_SECONDS,
-        max_content_length=64 * 1024,
-        testing=True,
-    )
+    return billing_fixtures.billing_config(
+        database, emu, redis_url,
+        stripe_webhook_secrets=(SECRET, OLD_SECRET), max_content_length=64 * 1024,
+    )  # fmt: skip
 
 
 @dataclass

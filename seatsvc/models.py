@@ -82,7 +82,7 @@ class Agency(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     pools: Mapped[list[SeatPool]] = relationship(
-        back_populates="agency", order_by="SeatPool.seat_type", lazy="selectin"
+        back_populates="agency", order_by="SeatPool.seat_type"
     )
 
     @property

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
 from seatsvc.billing.gateway import SubscriptionSnapshot
@@ -381,11 +381,11 @@ class LocalAgency:
 
 def agencies_for_reconcile(session: Session, agency_ids: Iterable[str] | None) -> list[LocalAgency]:
     """Every agency (or the named ones) with its pools and outbox state, in three queries."""
-    query = select(Agency).order_by(Agency.id)
+    query = select(Agency).options(selectinload(Agency.pools)).order_by(Agency.id)
     wanted = list(agency_ids) if agency_ids is not None else None
     if wanted is not None:
         query = query.where(Agency.id.in_(wanted))
-    agencies = list(session.scalars(query))  # pools load with selectin
+    agencies = list(session.scalars(query))
     outbox_query = select(BillingOutbox)
     if wanted is not None:
         outbox_query = outbox_query.where(BillingOutbox.agency_id.in_(wanted))

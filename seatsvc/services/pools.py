@@ -15,6 +15,17 @@ from seatsvc.ledger import PoolState
 from seatsvc.models import Agency, Member, SeatPool
 from seatsvc.types import SEAT_HOLDING_STATUSES
 
+# The agency columns a seat decision reads (see pool_state): re-read after the lock,
+# and nothing else (the pools were just loaded by the lock itself).
+DECISION_RULES = (
+    "baa_signed_at",
+    "auto_add_seats",
+    "auto_add_cap",
+    "billing_status",
+    "trial_requested",
+    "trial_seat_limit",
+)
+
 
 def lock_pools(session: Session, agency_id: str) -> dict[str, SeatPool]:
     """SELECT ... FOR UPDATE every pool of the agency (SQLite: BEGIN IMMEDIATE did it)."""
@@ -57,5 +68,5 @@ def locked_pool_state(
     pools = lock_pools(session, agency.id)
     # Re-read the agency's rules after the lock: a request that waited behind an admin
     # turning Auto-Add off (or lowering its cap) must obey the new setting.
-    session.refresh(agency)
+    session.refresh(agency, attribute_names=DECISION_RULES)
     return pools, pool_state(session, agency, pools, seat_type)

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 import redis
 from redis.exceptions import LockError
@@ -40,7 +39,6 @@ from workers import context
 from workers.queues import SERIALIZER, enqueue_once
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 BILLING_QUEUE = "billing"
 MAX_ROUNDS = 25
@@ -116,7 +114,7 @@ def sync_agency(agency_id: str) -> str:
             return _converge(rt, gateway(rt), agency_id)
         except (StripePermanent, StripeTransient) as error:
             permanent, reason = isinstance(error, StripePermanent), str(error)
-            _db(rt, lambda s: sync.record_failure(s, agency_id, reason, permanent=permanent))
+            rt.transaction(lambda s: sync.record_failure(s, agency_id, reason, permanent=permanent))
             if permanent:
                 _no_more_retries()
             raise
@@ -126,30 +124,32 @@ def invoice_agency(agency_id: str) -> str:
     """One invoice of the agency's pending prorations, paid now. A decline is not retried."""
     rt = context.runtime()
     with agency_lock(rt, agency_id):
-        plan = _db(rt, lambda s: sync.plan_sync(s, agency_id))
+        plan = rt.transaction(lambda s: sync.plan_sync(s, agency_id))
         if plan is None or not plan.customer_id or not plan.subscription_id:
             return "no subscription yet"
         day = utcnow().date().isoformat()
-        count = _db(rt, lambda s: sync.invoices_on(s, agency_id, day))
+        count = rt.transaction(lambda s: sync.invoices_on(s, agency_id, day))
         key = f"seatsvc:{agency_id}:invoice:{day}:{count + 1}"
         try:
             invoice = gateway(rt).invoice_pending_items(plan.customer_id, plan.subscription_id, key)
         except PaymentDeclined as error:
             reason = str(error)
-            _db(rt, lambda s: _declined(s, agency_id, reason, f"invoice:{day}:{count + 1}", day))
+            rt.transaction(
+                lambda s: _declined(s, agency_id, reason, f"invoice:{day}:{count + 1}", day)
+            )
             return "payment declined: admins notified"
         except StripePermanent:
             _no_more_retries()
             raise
         paid = invoice is None or invoice.paid
-        _db(rt, lambda s: sync.record_invoice(s, agency_id, day, paid=paid))
+        rt.transaction(lambda s: sync.record_invoice(s, agency_id, day, paid=paid))
         return "nothing to invoice" if invoice is None else f"invoice {invoice.id} {invoice.status}"
 
 
 def invoice_due() -> int:
     """Cron, once a day: one invoice of the day's prorations per agency that has some."""
     rt = context.runtime()
-    agency_ids = _db(rt, sync.agencies_needing_invoice)
+    agency_ids = rt.transaction(sync.agencies_needing_invoice)
     for agency_id in agency_ids:
         enqueue_invoice(rt.redis, agency_id)
     return len(agency_ids)
@@ -159,7 +159,7 @@ def sweep_billing(older_than_seconds: int = 30) -> int:
     """Cron: re-enqueue every agency whose change has not reached Stripe (Redis was down...)."""
     rt = context.runtime()
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
-    agency_ids = _db(rt, lambda s: sync.pending_agency_ids(s, cutoff))
+    agency_ids = rt.transaction(lambda s: sync.pending_agency_ids(s, cutoff))
     for agency_id in agency_ids:
         enqueue_sync(rt.redis, agency_id)
     return len(agency_ids)
@@ -174,7 +174,7 @@ def _converge(rt: Runtime, stripe_gateway: StripeGateway, agency_id: str) -> str
         max_wait=timedelta(milliseconds=rt.config.billing_max_wait_ms),
     )
     for _round in range(MAX_ROUNDS):
-        plan = _db(rt, lambda s: sync.plan_sync(s, agency_id))
+        plan = rt.transaction(lambda s: sync.plan_sync(s, agency_id))
         if plan is None:
             return "unknown agency"
         match plan.action:
@@ -202,7 +202,7 @@ def _converge(rt: Runtime, stripe_gateway: StripeGateway, agency_id: str) -> str
 
 def _sync_quantities(rt: Runtime, stripe_gateway: StripeGateway, plan: sync.SyncPlan) -> bool:
     assert plan.subscription_id is not None
-    item_ids = _db(rt, lambda s: sync.item_ids(s, plan.agency_id))
+    item_ids = rt.transaction(lambda s: sync.item_ids(s, plan.agency_id))
     snapshot = stripe_gateway.set_quantities(
         plan.subscription_id,
         item_ids,
@@ -210,11 +210,13 @@ def _sync_quantities(rt: Runtime, stripe_gateway: StripeGateway, plan: sync.Sync
         "create_prorations",
         plan.idempotency_key("quantities"),
     )
-    in_sync = _db(rt, lambda s: sync.record_synced(s, plan, snapshot, utcnow(), sent_update=True))
+    in_sync = rt.transaction(
+        lambda s: sync.record_synced(s, plan, snapshot, utcnow(), sent_update=True)
+    )
     grew = any(snapshot.quantity(seat) > (plan.billed.get(seat) or 0) for seat in plan.purchased)
     if grew and rt.config.billing_invoice_mode == "immediate":
         day = utcnow().date().isoformat()
-        invoices_today = _db(rt, lambda s: sync.invoices_on(s, plan.agency_id, day))
+        invoices_today = rt.transaction(lambda s: sync.invoices_on(s, plan.agency_id, day))
         if invoice_allowed_now("immediate", invoices_today):
             enqueue_invoice(rt.redis, plan.agency_id)
     return in_sync
@@ -227,7 +229,7 @@ def _provision(rt: Runtime, stripe_gateway: StripeGateway, plan: sync.SyncPlan) 
             plan.agency_id, plan.name, plan.billing_email, f"seatsvc:{plan.agency_id}:customer"
         )
         created = customer_id
-        _db(rt, lambda s: sync.record_customer(s, plan.agency_id, created))
+        rt.transaction(lambda s: sync.record_customer(s, plan.agency_id, created))
     # A paid subscription starts empty: its first invoice is then 0 and paid, so it is
     # active at once and the seats follow as an ordinary prorated update. Created with
     # paid seats before the agency has a card, Stripe would leave it `incomplete` and
@@ -240,13 +242,13 @@ def _provision(rt: Runtime, stripe_gateway: StripeGateway, plan: sync.SyncPlan) 
         plan.trial_days,
         f"seatsvc:{plan.agency_id}:subscription",
     )
-    _db(rt, lambda s: sync.record_subscription(s, plan, snapshot, linked=False))
+    rt.transaction(lambda s: sync.record_subscription(s, plan, snapshot, linked=False))
 
 
 def _link(rt: Runtime, stripe_gateway: StripeGateway, plan: sync.SyncPlan) -> None:
     assert plan.subscription_id is not None
     snapshot = stripe_gateway.get_subscription(plan.subscription_id)
-    _db(rt, lambda s: sync.record_subscription(s, plan, snapshot, linked=True))
+    rt.transaction(lambda s: sync.record_subscription(s, plan, snapshot, linked=True))
 
 
 def _declined(session: Session, agency_id: str, reason: str, cause: str, day: str) -> None:
@@ -289,10 +291,6 @@ def agency_lock(rt: Runtime, agency_id: str) -> Iterator[None]:
             lock.release()
         except LockError:  # expired while we worked: the next holder is already safe
             log.warning("billing lock for %s expired before release", agency_id)
-
-
-def _db(rt: Runtime, work: Callable[[Session], T]) -> T:
-    return rt.transaction(work)
 
 
 def _enqueue_later(rt: Runtime, agency_id: str, when: datetime) -> None:

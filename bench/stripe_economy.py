@@ -42,13 +42,13 @@ import redis  # noqa: E402
 import stripe  # noqa: E402
 from sqlalchemy import create_engine, insert, select  # noqa: E402
 
-from seatsvc import create_app  # noqa: E402
+from seatsvc.app import create_app  # noqa: E402
 from seatsvc.billing.catalog import ensure_prices  # noqa: E402
 from seatsvc.config import Config  # noqa: E402
 from seatsvc.migrate import upgrade  # noqa: E402
 from seatsvc.models import Agency, BillingOutbox, Member, SeatPool  # noqa: E402
-from seatsvc.runtime import Runtime  # noqa: E402
 from stripe_emulator import StripeEmulator  # noqa: E402
+from tests.backends import build_runtime  # noqa: E402
 from workers import billing, context  # noqa: E402
 
 ADMIN_URL = os.environ.get(
@@ -184,7 +184,7 @@ class Seatsvc:
     def __init__(self, config: Config, emu: StripeEmulator, workers: int) -> None:
         self.config = config
         self.emu = emu
-        self.runtime = Runtime.build(config)
+        self.runtime = build_runtime(config)
         context.install(self.runtime)
         self.app = create_app(runtime=self.runtime)
         # The app logs every request and Stripe call at INFO: not what is measured here.

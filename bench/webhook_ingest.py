@@ -50,13 +50,15 @@ from bench.seat_request import (  # noqa: E402
     timed_call,
 )
 from seatsvc.billing.catalog import ensure_prices  # noqa: E402
+from seatsvc.billing.reconcile import compare_with_stripe  # noqa: E402
 from seatsvc.config import Config  # noqa: E402
 from seatsvc.models import Agency, BillingOutbox, SeatPool  # noqa: E402
-from seatsvc.runtime import Runtime  # noqa: E402
 from stripe_emulator import StripeEmulator, routes_core, subscriptions  # noqa: E402
 from stripe_emulator.events import sign  # noqa: E402
+from tests.backends import build_runtime  # noqa: E402
 from tests.live_server import LiveServer, start_gunicorn  # noqa: E402
-from workers import billing, context, reconcile  # noqa: E402
+from webhooks.recovery import recover_missed_events  # noqa: E402
+from workers import context  # noqa: E402
 
 WEBHOOK_SECRET = "whsec_bench_0123456789abcdef"
 
@@ -217,9 +219,9 @@ def run_reconcile(url: str, emu: StripeEmulator, args: argparse.Namespace) -> No
         database_url=url, api_tokens=(TOKEN,), secret_key=SECRET_KEY,
         stripe_api_base=emu.base_url, stripe_api_key="sk_test_bench",
     )  # fmt: skip
-    runtime = Runtime.build(config)
+    runtime = build_runtime(config)
     context.install(runtime)
-    gateway = billing.gateway(runtime)
+    gateway = context.gateway(runtime)
     print()
     print(
         f"reconcile: {args.agencies} agencies seeded in {seeded_in:.0f} s (emulator store "
@@ -230,7 +232,7 @@ def run_reconcile(url: str, emu: StripeEmulator, args: argparse.Namespace) -> No
     print("-" * len(header))
     for label in ("first (heals the drifted)", "second (all agree)"):
         emu.clear_requests()
-        report = reconcile.sweep(runtime, gateway, recover_events=False)
+        report = compare_with_stripe(runtime, gateway)
         logged = len(emu.requests())
         print(
             f"{label:<34}{report.stripe_calls:>14}{report.seconds:>10.1f}"
@@ -239,19 +241,14 @@ def run_reconcile(url: str, emu: StripeEmulator, args: argparse.Namespace) -> No
         assert logged == report.stripe_calls, (logged, report.stripe_calls)
     emu.clear_requests()
     clock = time.monotonic()
-    counter = billing_reads_counter()
-    recovered = reconcile.recover_missed_events(runtime, gateway, counter)
+    calls_before = gateway.calls
+    recovered = recover_missed_events(runtime, gateway)
     print(
-        f"{'cold event recovery':<34}{counter.calls:>14}{time.monotonic() - clock:>10.1f}"
+        f"{'cold event recovery':<34}{gateway.calls - calls_before:>14}"
+        f"{time.monotonic() - clock:>10.1f}"
         f"   ({recovered} events stored and enqueued)"
     )
     runtime.db.dispose()
-
-
-def billing_reads_counter() -> Any:
-    from webhooks.reads import CallCounter
-
-    return CallCounter()
 
 
 # --- main -------------------------------------------------------------------------------------

@@ -1,5 +1,1 @@
-"""seatsvc: per-seat subscription billing."""
-
-from seatsvc.app import create_app
-
-__all__ = ["create_app"]
+"""seatsvc: per-seat subscription billing. `seatsvc.app.create_app` builds the web app."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/seatsvc.sqlite3"
@@ -39,8 +39,6 @@ class Config:
     sentry_dsn: str | None = None
     port: int = 8000
     max_content_length: int = 64 * 1024
-    trial_days: int = 14
-    max_seat_quantity: int = 10_000
     # Billing: how prorations are invoiced (`daily` or `immediate`, see README), and
     # the debounce that turns a burst of seat changes into one Stripe update.
     billing_invoice_mode: str = "daily"
@@ -48,7 +46,6 @@ class Config:
     billing_max_wait_ms: int = 5_000
     billing_lock_seconds: int = 60
     testing: bool = False
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:

@@ -25,7 +25,8 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = _DIR
 
 
 def _logconfig() -> dict[str, Any]:
-    from seatsvc.observability import gunicorn_logconfig
+    # Lazy: seatsvc (and prometheus_client) only after PROMETHEUS_MULTIPROC_DIR is set.
+    from seatsvc.observability import gunicorn_logconfig  # noqa: PLC0415
 
     return gunicorn_logconfig()
 
@@ -38,14 +39,14 @@ def on_starting(server: Any) -> None:
 
     Files of live processes stay: the RQ workers may share the directory (`make run`).
     """
-    from seatsvc.metrics import remove_dead_process_files
+    from seatsvc.metrics import remove_dead_process_files  # noqa: PLC0415  # gunicorn hook
 
     Path(_DIR).mkdir(parents=True, exist_ok=True)
     remove_dead_process_files(_DIR)
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    from prometheus_client import multiprocess
+    from prometheus_client import multiprocess  # noqa: PLC0415  # gunicorn hook
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 

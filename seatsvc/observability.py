@@ -24,47 +24,10 @@ from typing import Any, TextIO
 import structlog
 from flask import Flask, Response, g, request
 
-# Emails; `Bearer <token>`; Stripe secrets (sk_/rk_ keys, whsec_ signing secrets);
-# invite tokens (`<invite id>.<HMAC>`, see seatsvc.services.invites) and anything
-# that calls itself a token in a query string or JSON-ish text.
-_EMAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
-_STRIPE_SECRET = re.compile(r"\b(?:sk|rk|whsec)_[A-Za-z0-9_]+")
-_TOKEN_PARAM = re.compile(
-    r"(?i)((?:token|secret|password|api_key|apikey)\"?'?\s*[=:]\s*\"?'?)[^\s\"'&,;}]+"
-)
-_INVITE_TOKEN = re.compile(r"\b(?:[A-Za-z0-9_-]+\.)?[0-9a-fA-F]{64}\b")
-_SENSITIVE_KEYS = re.compile(r"(?i)token|secret|password|passwd|authorization|api_?key|cookie")
-REDACTED = "[redacted]"
+from seatsvc.redaction import REDACTED, scrub
+
 REQUEST_ID_HEADER = "X-Request-Id"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
-
-def redact(text: str) -> str:
-    """`text` without email addresses, bearer tokens, invite tokens or Stripe secrets."""
-    text = _EMAIL.sub("[email]", text)
-    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    text = _STRIPE_SECRET.sub(REDACTED, text)
-    text = _TOKEN_PARAM.sub(lambda m: m.group(1) + REDACTED, text)
-    return _INVITE_TOKEN.sub(REDACTED, text)
-
-
-def scrub(value: Any, depth: int = 0) -> Any:
-    """Redact every string inside `value`; values under sensitive keys go entirely."""
-    if depth > 20:
-        return value
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, Mapping):
-        return {
-            key: REDACTED
-            if isinstance(key, str) and _SENSITIVE_KEYS.search(key) and value[key]
-            else scrub(value[key], depth + 1)
-            for key in value
-        }
-    if isinstance(value, list | tuple):
-        return type(value)(scrub(item, depth + 1) for item in value)
-    return value
 
 
 # ---- logs -----------------------------------------------------------------------------
@@ -236,9 +199,10 @@ def init_sentry(dsn: str | None, transport: Any = None, **options: Any) -> bool:
     """Start the Sentry SDK when a DSN is configured; returns whether it did."""
     if not dsn:
         return False
-    import sentry_sdk
-    from sentry_sdk.integrations.flask import FlaskIntegration
-    from sentry_sdk.integrations.rq import RqIntegration
+    # Lazy: the SDK and its integrations load only when a DSN is configured.
+    import sentry_sdk  # noqa: PLC0415
+    from sentry_sdk.integrations.flask import FlaskIntegration  # noqa: PLC0415
+    from sentry_sdk.integrations.rq import RqIntegration  # noqa: PLC0415
 
     sentry_sdk.init(
         dsn=dsn,

@@ -22,10 +22,10 @@ from flask import Flask, Response, current_app, jsonify, request, send_from_dire
 from rq import Queue, requeue_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
-from rq.serializers import JSONSerializer
 
 from seatsvc.api.errors import error_response
 from seatsvc.config import Config
+from seatsvc.enqueue import SERIALIZER
 from seatsvc.runtime import Runtime
 
 PREFIX = "/ops/rq"
@@ -59,7 +59,7 @@ def register_ops(app: Flask, runtime: Runtime) -> None:
     config = runtime.config
     if not config.ops_password:
         return
-    rq_dashboard.web.config.serializer = JSONSerializer
+    rq_dashboard.web.config.serializer = SERIALIZER
     app.config.setdefault("RQ_DASHBOARD_POLL_INTERVAL", 2500)
     # Shown on the page; never the password (the dashboard masks it too).
     shown = config.redis_url or "redis://embedded"
@@ -120,21 +120,21 @@ def _serialize_job_writes(app: Flask, runtime: Runtime) -> None:
         return response
 
     def requeue_job_view(job_id: str) -> Response:
-        requeue_job(job_id, connection=runtime.redis, serializer=JSONSerializer)
+        requeue_job(job_id, connection=runtime.redis, serializer=SERIALIZER)
         return answer({"status": "OK"})
 
     def requeue_all(queue_name: str) -> Response:
-        queue = Queue(queue_name, connection=runtime.redis, serializer=JSONSerializer)
+        queue = Queue(queue_name, connection=runtime.redis, serializer=SERIALIZER)
         job_ids = queue.failed_job_registry.get_job_ids(cleanup=False)
         for job_id in job_ids:
-            requeue_job(job_id, connection=runtime.redis, serializer=JSONSerializer)
+            requeue_job(job_id, connection=runtime.redis, serializer=SERIALIZER)
         return answer({"status": "OK", "count": len(job_ids)})
 
     def delete_job_view(job_id: str) -> Response:
         if current_app.config.get("RQ_DASHBOARD_DISABLE_DELETE"):
             return answer({"status": "DISABLED"})
         try:
-            Job.fetch(job_id, connection=runtime.redis, serializer=JSONSerializer).delete()
+            Job.fetch(job_id, connection=runtime.redis, serializer=SERIALIZER).delete()
         except NoSuchJobError:
             return answer({"status": "ERROR"})
         return answer({"status": "OK"})

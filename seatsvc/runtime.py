@@ -1,4 +1,8 @@
-"""What the app and the workers share: config, database, Redis, the outbox dispatcher."""
+"""What the app and the workers share: config, database, Redis, the outbox dispatcher.
+
+`seatsvc.enqueue.build_runtime` builds the real one (RQ after commit); tests and
+tools build theirs with another Redis client or dispatcher.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-import fakeredis
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
@@ -35,27 +38,18 @@ class NullDispatcher:
 
 
 def connect_redis(url: str | None) -> redis.Redis:
-    """The configured Redis, or an in-process fake one when none is configured."""
-    if url:
-        # One quick retry at most: a request's after-commit enqueue must not hang on a
-        # sick Redis (the outbox row is committed; the sweep delivers it later).
-        return redis.Redis.from_url(
-            url,
-            socket_timeout=2,
-            socket_connect_timeout=1,
-            retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
-        )
-    log.info("REDIS_URL is not set: using an in-process fake Redis")
-    return fakeredis.FakeRedis(server=_embedded_server())
-
-
-_EMBEDDED: list[fakeredis.FakeServer] = []
-
-
-def _embedded_server() -> fakeredis.FakeServer:
-    if not _EMBEDDED:
-        _EMBEDDED.append(fakeredis.FakeServer())
-    return _EMBEDDED[0]
+    """The configured Redis. There is no silent fallback: the dev stack and the tests
+    choose an embedded fake explicitly, production must name its Redis."""
+    if not url:
+        raise RuntimeError("REDIS_URL is not set: the service needs Redis for its queues")
+    # One quick retry at most: a request's after-commit enqueue must not hang on a
+    # sick Redis (the outbox row is committed; the requeue job delivers it later).
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=2,
+        socket_connect_timeout=1,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
+    )
 
 
 @dataclass
@@ -64,14 +58,6 @@ class Runtime:
     db: Database
     redis: redis.Redis
     dispatcher: Dispatcher = field(default_factory=NullDispatcher)
-
-    @classmethod
-    def build(cls, config: Config) -> Runtime:
-        from workers.dispatch import RqDispatcher  # workers import seatsvc, not the reverse
-
-        db = Database(config.database_url)
-        connection = connect_redis(config.redis_url)
-        return cls(config=config, db=db, redis=connection, dispatcher=RqDispatcher(db, connection))
 
     def transaction(self, work: Callable[[Session], T]) -> T:
         """Run `work` in one transaction, then hand its outbox rows to the dispatcher."""
@@ -89,5 +75,5 @@ class Runtime:
             return
         try:
             self.dispatcher.dispatch(touched)
-        except Exception:  # Redis down: the rows are committed; the sweep re-enqueues them
-            log.warning("could not enqueue outbox work; the sweep will retry", exc_info=True)
+        except Exception:  # Redis down: the rows are committed; the requeue jobs enqueue them
+            log.warning("could not enqueue outbox work; the requeue jobs will", exc_info=True)

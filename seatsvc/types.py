@@ -80,7 +80,6 @@ class NotificationKind(StrEnum):
     INVITE = "invite"
     PAYMENT_FAILED = "payment_failed"
     OVER_CAPACITY = "over_capacity"
-    AUTO_ADD_CAP_REACHED = "auto_add_cap_reached"
 
 
 class NotificationStatus(StrEnum):

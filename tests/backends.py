@@ -11,12 +11,16 @@ import os
 import secrets
 from dataclasses import dataclass
 
+import fakeredis
 import psycopg
 import redis
 from sqlalchemy import text
 
-from seatsvc.db import make_engine
+from seatsvc import enqueue
+from seatsvc.config import Config
+from seatsvc.db import Database, make_engine
 from seatsvc.migrate import upgrade
+from seatsvc.runtime import Runtime
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -105,3 +109,17 @@ def empty_tables(url: str) -> None:
                     connection.execute(text(f"DELETE FROM {table}"))
     finally:
         engine.dispose()
+
+
+def build_runtime(config: Config) -> Runtime:
+    """The service's runtime on the configured Redis, or (none configured: a fresh machine)
+    on an in-process fakeredis chosen here, explicitly: the service itself never falls back."""
+    if config.redis_url:
+        return enqueue.build_runtime(config)
+    connection = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    return Runtime(
+        config=config,
+        db=Database(config.database_url),
+        redis=connection,
+        dispatcher=enqueue.RqDispatcher(connection),
+    )

@@ -9,10 +9,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from seatsvc import create_app
+from seatsvc.app import create_app
 from seatsvc.config import Config
 from seatsvc.runtime import Runtime
 from tests import backends
+from tests.backends import build_runtime
 from tests.helpers import Api
 
 API_TOKEN = "test-token-0123456789"
@@ -86,7 +87,7 @@ def config(database: backends.TestDatabase) -> Config:
 
 @pytest.fixture
 def runtime(config: Config) -> Iterator[Runtime]:
-    built = Runtime.build(config)
+    built = build_runtime(config)
     yield built
     built.db.dispose()
     backends.empty_tables(config.database_url)

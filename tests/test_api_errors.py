@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from seatsvc import create_app
+from seatsvc.app import create_app
 from seatsvc.config import Config
 from tests.helpers import Api, snapshot
 

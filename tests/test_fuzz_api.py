@@ -31,12 +31,13 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy import select
 
-from seatsvc import create_app
+from seatsvc.app import create_app
 from seatsvc.config import Config
 from seatsvc.models import Invite
 from seatsvc.openapi import build_spec
 from seatsvc.runtime import Runtime
 from seatsvc.services.invites import invite_token
+from tests.backends import build_runtime
 from tests.conftest import API_TOKEN, SECRET_KEY
 from tests.helpers import Api
 
@@ -69,7 +70,7 @@ def _fuzz_targets() -> list[Any]:
     config = Config(
         database_url="sqlite://", api_tokens=(API_TOKEN,), secret_key=SECRET_KEY, testing=True
     )
-    app = create_app(config)
+    app = create_app(runtime=build_runtime(config))
     try:
         spec = build_spec(app)
     finally:

@@ -18,11 +18,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from marshmallow import Schema
 
-from seatsvc import create_app, schemas
+from seatsvc import schemas
 from seatsvc.api.routing import SEATSVC_ID, RouteDoc
+from seatsvc.app import create_app
 from seatsvc.config import Config
 from seatsvc.openapi import openapi_path
-from seatsvc.runtime import Runtime
+from tests.backends import build_runtime
 from tests.conftest import API_TOKEN, SECRET_KEY
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -43,7 +44,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
         ops_password="ops-password-for-tests",
         testing=True,
     )
-    runtime = Runtime.build(config)
+    runtime = build_runtime(config)
     yield create_app(runtime=runtime)
     runtime.db.dispose()
 

@@ -1,5 +1,6 @@
-"""Stripe webhooks: the endpoint (verify, store, enqueue), the handlers, the drift rules.
+"""Stripe webhooks: the endpoint (verify, store, enqueue), the event rows, the handler table.
 
-`blueprint` runs in the web process; `handlers`, `store`, `reads` and `drift` are
-used by the jobs in `workers.stripe_events` and `workers.reconcile`.
+`blueprint` runs in the web process; `handlers` and `recovery` are used by the jobs
+in `workers.stripe_events` and `workers.reconcile`. Applying Stripe's state to the
+ledger is the billing domain's (`seatsvc.billing.reconcile`, `seatsvc.billing.invoices`).
 """

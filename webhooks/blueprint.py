@@ -18,14 +18,14 @@ import redis
 import stripe
 from flask import Blueprint, request
 
-from seatsvc.api.context import runtime
-from seatsvc.api.routing import config, route
+from seatsvc.api.context import config, runtime
+from seatsvc.api.routing import route
+from seatsvc.enqueue import enqueue_event
 from seatsvc.errors import BadRequest
 from seatsvc.metrics import WEBHOOK_EVENTS
 from seatsvc.types import StripeEventStatus
-from webhooks import store
+from webhooks import events
 from webhooks.handlers import HANDLED_TYPES
-from workers.stripe_events import enqueue_event
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def stripe_webhook() -> dict[str, Any]:
     handled = event["type"] in HANDLED_TYPES
     status = StripeEventStatus.RECEIVED if handled else StripeEventStatus.IGNORED
     rt = runtime()
-    stored = rt.transaction(lambda s: store.insert_event(s, event, status))
+    stored = rt.transaction(lambda s: events.insert_event(s, event, status))
     if stored and handled:
         _enqueue(rt.redis, event["id"])
     result = ("stored" if handled else "ignored") if stored else "duplicate"
@@ -115,5 +115,5 @@ def _enqueue(connection: redis.Redis, event_id: str) -> None:
     try:
         enqueue_event(connection, event_id)
     except (redis.ConnectionError, redis.TimeoutError):
-        # Stored is what Stripe needs; the sweep enqueues rows left `received`.
-        log.warning("could not enqueue Stripe event %s; the sweep will", event_id)
+        # Stored is what Stripe needs; the requeue job enqueues rows left `received`.
+        log.warning("could not enqueue Stripe event %s; the requeue job will", event_id)

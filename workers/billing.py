@@ -10,17 +10,12 @@ purchased quantities, so a burst of seat changes costs a handful of calls.
 from __future__ import annotations
 
 import logging
-import re
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 
-import redis
-from redis.exceptions import LockError
-from rq import Queue, Retry, get_current_job
-from rq.exceptions import DuplicateJobError
-from rq.job import JobStatus
+from rq import get_current_job
 from sqlalchemy.orm import Session
 
 from seatsvc.billing import sync
@@ -32,75 +27,16 @@ from seatsvc.billing.gateway import (
     SubscriptionSnapshot,
 )
 from seatsvc.billing.limits import Debounce, invoice_allowed_now, next_update_allowed_at
+from seatsvc.billing.locks import agency_lock
+from seatsvc.enqueue import enqueue_invoice, enqueue_sync, enqueue_sync_at
 from seatsvc.models import utcnow
-from seatsvc.observability import job_meta
 from seatsvc.runtime import Runtime
 from workers import context
-from workers.queues import SERIALIZER, enqueue_once
+from workers.context import gateway
 
 log = logging.getLogger(__name__)
 
-BILLING_QUEUE = "billing"
 MAX_ROUNDS = 25
-# Transient Stripe trouble: back off, then land in the failed registry for ops.
-RETRY = Retry(max=6, interval=[2, 10, 30, 120, 600, 1800])
-JOB_TIMEOUT = 300
-FAILURE_TTL = 7 * 24 * 3600
-_gateways: dict[int, StripeGateway] = {}
-
-
-# ---- enqueueing --------------------------------------------------------------
-
-
-def billing_queue(connection: redis.Redis) -> Queue:
-    return Queue(BILLING_QUEUE, connection=connection, serializer=SERIALIZER)
-
-
-def rq_safe(identifier: str) -> str:
-    """rq job ids allow [A-Za-z0-9_-]; agency ids may also hold `.` and `:` (escaped, 1:1)."""
-    return re.sub(r"[^A-Za-z0-9-]", lambda match: f"_{ord(match.group()):02x}", identifier)
-
-
-def enqueue_unique(queue: Queue, func: Callable[..., object], job_id: str, *args: object) -> bool:
-    """Enqueue once per id; a job already running that id gets one queued follow-up.
-
-    A queued job will read the newest state anyway. An ended one (finished,
-    failed) is replaced: a new change deserves a new try. A running one may
-    have read the state before this change, so `<id>-next` makes sure someone
-    looks again after it.
-    """
-    for candidate in (job_id, f"{job_id}-next"):
-        status = enqueue_once(
-            queue,
-            func,
-            candidate,
-            args,
-            replace_ended=True,
-            retry=RETRY,
-            result_ttl=0,
-            failure_ttl=FAILURE_TTL,
-            timeout=JOB_TIMEOUT,
-            description=f"{func.__name__}({', '.join(map(str, args))})",
-            meta=job_meta(),
-        )
-        if status != JobStatus.STARTED:
-            return status is None
-    return False
-
-
-def enqueue_sync(connection: redis.Redis, agency_id: str) -> bool:
-    return enqueue_unique(
-        billing_queue(connection), sync_agency, f"billing-sync-{rq_safe(agency_id)}", agency_id
-    )
-
-
-def enqueue_invoice(connection: redis.Redis, agency_id: str) -> bool:
-    return enqueue_unique(
-        billing_queue(connection),
-        invoice_agency,
-        f"billing-invoice-{rq_safe(agency_id)}",
-        agency_id,
-    )
 
 
 # ---- jobs ------------------------------------------------------------------------
@@ -109,7 +45,7 @@ def enqueue_invoice(connection: redis.Redis, agency_id: str) -> bool:
 def sync_agency(agency_id: str) -> str:
     """Make Stripe hold the agency's purchased seats. Safe to run any number of times."""
     rt = context.runtime()
-    with agency_lock(rt, agency_id):
+    with _locked(rt, agency_id):
         try:
             return _converge(rt, gateway(rt), agency_id)
         except (StripePermanent, StripeTransient) as error:
@@ -123,7 +59,7 @@ def sync_agency(agency_id: str) -> str:
 def invoice_agency(agency_id: str) -> str:
     """One invoice of the agency's pending prorations, paid now. A decline is not retried."""
     rt = context.runtime()
-    with agency_lock(rt, agency_id):
+    with _locked(rt, agency_id):
         plan = rt.transaction(lambda s: sync.plan_sync(s, agency_id))
         if plan is None or not plan.customer_id or not plan.subscription_id:
             return "no subscription yet"
@@ -155,7 +91,7 @@ def invoice_due() -> int:
     return len(agency_ids)
 
 
-def sweep_billing(older_than_seconds: int = 30) -> int:
+def requeue_pending_syncs(older_than_seconds: int = 30) -> int:
     """Cron: re-enqueue every agency whose change has not reached Stripe (Redis was down...)."""
     rt = context.runtime()
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
@@ -192,7 +128,7 @@ def _converge(rt: Runtime, stripe_gateway: StripeGateway, agency_id: str) -> str
                     continue
                 allowed_at = next_update_allowed_at(plan.window, now)
                 if allowed_at > now:
-                    _enqueue_later(rt, agency_id, allowed_at)
+                    enqueue_sync_at(rt.redis, agency_id, allowed_at)
                     return f"hourly Stripe budget used: next update at {allowed_at.isoformat()}"
                 if _sync_quantities(rt, stripe_gateway, plan):
                     return "synced"
@@ -259,51 +195,10 @@ def _declined(session: Session, agency_id: str, reason: str, cause: str, day: st
 # ---- plumbing ------------------------------------------------------------------------
 
 
-def gateway(rt: Runtime) -> StripeGateway:
-    """One gateway per runtime (prices resolved once)."""
-    found = _gateways.get(id(rt))
-    if found is None:
-        found = _gateways[id(rt)] = StripeGateway.from_config(rt.config)
-    return found
-
-
-def install_gateway(rt: Runtime, stripe_gateway: StripeGateway | None) -> None:
-    if stripe_gateway is None:
-        _gateways.pop(id(rt), None)
-    else:
-        _gateways[id(rt)] = stripe_gateway
-
-
 @contextmanager
-def agency_lock(rt: Runtime, agency_id: str) -> Iterator[None]:
-    """One writer per subscription, across every worker and host."""
-    lock = rt.redis.lock(
-        f"seatsvc:billing-lock:{agency_id}",
-        timeout=rt.config.billing_lock_seconds,
-        blocking_timeout=rt.config.billing_lock_seconds,
-    )
-    if not lock.acquire():
-        raise StripeTransient(f"agency {agency_id} is being synced by another worker")
-    try:
+def _locked(rt: Runtime, agency_id: str) -> Iterator[None]:
+    with agency_lock(rt.redis, agency_id, rt.config.billing_lock_seconds):
         yield
-    finally:
-        try:
-            lock.release()
-        except LockError:  # expired while we worked: the next holder is already safe
-            log.warning("billing lock for %s expired before release", agency_id)
-
-
-def _enqueue_later(rt: Runtime, agency_id: str, when: datetime) -> None:
-    """Resume after the hourly budget window rolls over (needs the rq scheduler)."""
-    with suppress(DuplicateJobError):  # already scheduled
-        billing_queue(rt.redis).enqueue_at(
-            when,
-            sync_agency,
-            agency_id,
-            job_id=f"billing-sync-{rq_safe(agency_id)}-later",
-            unique=True,
-            result_ttl=0,
-        )
 
 
 def _no_more_retries() -> None:

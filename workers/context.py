@@ -1,19 +1,25 @@
-"""The Runtime a job runs with: no request or app context, one per worker process.
+"""The Runtime and Stripe gateway a job runs with: no request or app context, one per process.
 
-The worker entry point (`workers.run`) installs one built from the environment
-before it forks; tests install theirs. A job that finds none builds it lazily
-from the environment, so `rq worker` started by hand works too.
+The worker entry point (`workers.run`) installs a runtime built from the
+environment before it forks; tests install theirs. A job that finds none builds
+it lazily from the environment, so `rq worker` started by hand works too. The
+gateway (and with it the resolved Stripe prices) is made once per runtime.
 """
 
 from __future__ import annotations
 
 import threading
 
+from dotenv import load_dotenv
+
+from seatsvc.billing.gateway import StripeGateway
 from seatsvc.config import Config
+from seatsvc.enqueue import build_runtime
 from seatsvc.runtime import Runtime
 
 _lock = threading.Lock()
 _current: list[Runtime] = []
+_gateways: dict[int, StripeGateway] = {}
 
 
 def install(runtime: Runtime | None) -> None:
@@ -27,8 +33,23 @@ def install(runtime: Runtime | None) -> None:
 def runtime() -> Runtime:
     with _lock:
         if not _current:
-            from dotenv import load_dotenv
-
             load_dotenv()
-            _current.append(Runtime.build(Config.from_env()))
+            _current.append(build_runtime(Config.from_env()))
         return _current[0]
+
+
+def gateway(rt: Runtime) -> StripeGateway:
+    """One gateway per runtime: prices are resolved once, not per job."""
+    with _lock:
+        found = _gateways.get(id(rt))
+        if found is None:
+            found = _gateways[id(rt)] = StripeGateway.from_config(rt.config)
+        return found
+
+
+def install_gateway(rt: Runtime, stripe_gateway: StripeGateway | None) -> None:
+    with _lock:
+        if stripe_gateway is None:
+            _gateways.pop(id(rt), None)
+        else:
+            _gateways[id(rt)] = stripe_gateway

@@ -22,11 +22,11 @@ from rq.queue import Queue
 
 from seatsvc import metrics
 from seatsvc.config import Config
+from seatsvc.enqueue import BILLING_QUEUE, NOTIFIER_QUEUE, SERIALIZER, build_runtime, queue
 from seatsvc.observability import configure_logging, init_sentry
-from seatsvc.runtime import Runtime
-from workers import billing, context, queues
+from workers import context
 
-ROLES = {"notifier": [queues.NOTIFIER_QUEUE], "worker": [billing.BILLING_QUEUE]}
+ROLES = {"notifier": [NOTIFIER_QUEUE], "worker": [BILLING_QUEUE]}
 
 
 class ObservedJobs:
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("REDIS_URL is not set: a worker needs the Redis the web process uses")
     configure_logging()
     init_sentry(config.sentry_dsn)
-    runtime = Runtime.build(config)
+    runtime = build_runtime(config)
     context.install(runtime)
     # Each forked work horse opens its own database connections.
     os.register_at_fork(after_in_child=lambda: runtime.db.engine.dispose(close=False))
@@ -106,9 +106,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     names = args.queues or ROLES[args.role]
     worker = worker_class(
-        [queues.queue(runtime.redis, name) for name in names],
+        [queue(runtime.redis, name) for name in names],
         connection=runtime.redis,
-        serializer=queues.SERIALIZER,
+        serializer=SERIALIZER,
     )
     worker.work(burst=args.burst, with_scheduler=True, logging_level="INFO")
 

@@ -17,13 +17,20 @@ from rq import Queue, cron_job_registry
 from rq.cron import CronJob, CronScheduler
 
 from seatsvc.config import Config
+from seatsvc.enqueue import (
+    BILLING_QUEUE,
+    NOTIFIER_QUEUE,
+    RECONCILE_JOB_TIMEOUT,
+    SERIALIZER,
+    build_runtime,
+)
 from seatsvc.observability import configure_logging, init_sentry
 from seatsvc.runtime import Runtime
-from workers import billing, context, notifier, queues, reconcile, stripe_events
+from workers import billing, context, notifier, reconcile, stripe_events
 
 log = logging.getLogger(__name__)
 
-SWEEP_SECONDS = 60
+REQUEUE_SECONDS = 60
 DAILY_INVOICE_CRON = "0 6 * * *"  # 06:00 UTC: after the US day's changes, before its business day
 
 
@@ -32,7 +39,7 @@ class JsonCronJob(CronJob):
 
     def enqueue(self, connection: Any) -> Any:
         assert self.func is not None, "a cron job registered without a function"
-        queue = Queue(self.queue_name, connection=connection, serializer=queues.SERIALIZER)
+        queue = Queue(self.queue_name, connection=connection, serializer=SERIALIZER)
         job = queue.enqueue(self.func, *self.args, **self.kwargs, **self.job_options)
         cron_job_registry.add(self.name, connection)
         log.info("enqueued periodic job %s on %s", self.name, self.queue_name)
@@ -49,39 +56,39 @@ class JsonCronScheduler(CronScheduler):
 def build_scheduler(runtime: Runtime) -> JsonCronScheduler:
     scheduler = JsonCronScheduler(connection=runtime.redis, name="seatsvc-scheduler")
     scheduler.register(
-        billing.sweep_billing,
-        billing.BILLING_QUEUE,
-        interval=SWEEP_SECONDS,
-        name="billing-sweep",
+        billing.requeue_pending_syncs,
+        BILLING_QUEUE,
+        interval=REQUEUE_SECONDS,
+        name="billing-requeue",
         result_ttl=600,
     )
     scheduler.register(
-        notifier.sweep_notifications,
-        queues.NOTIFIER_QUEUE,
-        interval=SWEEP_SECONDS,
-        name="notification-sweep",
+        notifier.requeue_due_notifications,
+        NOTIFIER_QUEUE,
+        interval=REQUEUE_SECONDS,
+        name="notification-requeue",
         result_ttl=600,
     )
     scheduler.register(
         billing.invoice_due,
-        billing.BILLING_QUEUE,
+        BILLING_QUEUE,
         cron=DAILY_INVOICE_CRON,
         name="daily-proration-invoices",
         result_ttl=24 * 3600,
     )
     scheduler.register(
-        stripe_events.sweep_events,
-        billing.BILLING_QUEUE,
-        interval=SWEEP_SECONDS,
-        name="stripe-event-sweep",
+        stripe_events.requeue_unhandled_events,
+        BILLING_QUEUE,
+        interval=REQUEUE_SECONDS,
+        name="stripe-event-requeue",
         result_ttl=600,
     )
     scheduler.register(
         reconcile.reconcile_all,
-        billing.BILLING_QUEUE,
+        BILLING_QUEUE,
         interval=reconcile.RECONCILE_SECONDS,
         name="stripe-reconcile",
-        job_timeout=reconcile.JOB_TIMEOUT,
+        job_timeout=RECONCILE_JOB_TIMEOUT,
         result_ttl=24 * 3600,
     )
     return scheduler
@@ -94,7 +101,7 @@ def main() -> None:
     init_sentry(config.sentry_dsn)
     if not config.redis_url:
         raise SystemExit("REDIS_URL is not set: the scheduler needs the Redis the workers use")
-    runtime = Runtime.build(config)
+    runtime = build_runtime(config)
     context.install(runtime)
     build_scheduler(runtime).start()  # type: ignore[no-untyped-call]
 

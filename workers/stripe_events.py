@@ -1,9 +1,9 @@
-"""Stripe event jobs: handle one stored event, sweep lost ones, re-run stored ones.
+"""Stripe event jobs: handle one stored event, requeue lost ones, re-run stored ones.
 
 The webhook view stores the event and enqueues `process_event` after commit,
-one job id per event (`stripe-event-<id>`); the sweep re-enqueues events whose
-enqueue was lost (Redis down). Handlers are idempotent, so a job run twice,
-or a re-run by ops, changes nothing the first run did not.
+one job id per event (`stripe-event-<id>`); the requeue job re-enqueues events
+whose enqueue was lost (Redis down). Handlers are idempotent, so a job run
+twice, or a re-run by ops, changes nothing the first run did not.
 """
 
 from __future__ import annotations
@@ -12,34 +12,24 @@ import logging
 from collections.abc import Iterable
 from datetime import timedelta
 
-import redis
 from rq import get_current_job
 
 from seatsvc.billing.gateway import StripePermanent
+from seatsvc.enqueue import enqueue_event
 from seatsvc.models import utcnow
-from webhooks import handlers, store
-from workers import billing, context
+from webhooks import events, handlers
+from workers import context
 
 log = logging.getLogger(__name__)
 
-SWEEP_LIMIT = 1000
-
-
-def event_job_id(event_id: str) -> str:
-    return f"stripe-event-{billing.rq_safe(event_id)}"
-
-
-def enqueue_event(connection: redis.Redis, event_id: str) -> bool:
-    return billing.enqueue_unique(
-        billing.billing_queue(connection), process_event, event_job_id(event_id), event_id
-    )
+REQUEUE_LIMIT = 1000
 
 
 def process_event(event_id: str) -> str:
     """The job: handle one stored event (a handled one is skipped)."""
     rt = context.runtime()
     try:
-        return handlers.handle_event(rt, billing.gateway(rt), event_id)
+        return handlers.handle_event(rt, context.gateway(rt), event_id)
     except StripePermanent:
         job = get_current_job()
         if job is not None:  # Stripe refused the read itself: retrying cannot help
@@ -47,22 +37,22 @@ def process_event(event_id: str) -> str:
         raise
 
 
-def sweep_events(older_than_seconds: int = 60) -> int:
+def requeue_unhandled_events(older_than_seconds: int = 60) -> int:
     """Cron: enqueue events stored but never handled (their enqueue was lost)."""
     rt = context.runtime()
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
-    event_ids = rt.transaction(lambda s: store.received_before(s, cutoff, SWEEP_LIMIT))
+    event_ids = rt.transaction(lambda s: events.received_before(s, cutoff, REQUEUE_LIMIT))
     for event_id in event_ids:
         enqueue_event(rt.redis, event_id)
     if event_ids:
-        log.info("stripe event sweep: %d event(s) re-enqueued", len(event_ids))
+        log.info("stripe events: %d unhandled event(s) re-enqueued", len(event_ids))
     return len(event_ids)
 
 
 def reprocess(event_ids: Iterable[str]) -> list[tuple[str, str]]:
     """Run stored events again in this process, oldest first (ops: `flask stripe events`)."""
     rt = context.runtime()
-    gateway = billing.gateway(rt)
+    gateway = context.gateway(rt)
     results = []
     for event_id in event_ids:
         try:

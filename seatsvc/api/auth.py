@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Flask, current_app, request
+from flask import Flask, request
 
+from seatsvc.api.context import config
 from seatsvc.errors import Unauthorized
 
 
@@ -24,6 +25,6 @@ def register_auth(app: Flask) -> None:
         if not request.path.startswith("/v1/"):
             return
         scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-        tokens: tuple[str, ...] = current_app.config["SEATSVC"].api_tokens
+        tokens: tuple[str, ...] = config().api_tokens
         if scheme.lower() != "bearer" or not presented or not token_is_valid(presented, tokens):
             raise Unauthorized("a valid bearer token is required")

@@ -9,6 +9,7 @@ from typing import TypeVar
 from flask import current_app, request
 from sqlalchemy.orm import Session
 
+from seatsvc.config import Config
 from seatsvc.runtime import Runtime
 from seatsvc.services.members import InvitePolicy
 
@@ -18,6 +19,11 @@ T = TypeVar("T")
 def runtime() -> Runtime:
     found: Runtime = current_app.extensions["seatsvc"]
     return found
+
+
+def config() -> Config:
+    """The one home of the configuration: the runtime's (tests swap both at once)."""
+    return runtime().config
 
 
 def transaction(work: Callable[[Session], T]) -> T:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema
 from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
 from werkzeug.routing import BaseConverter
@@ -100,7 +100,3 @@ def _json_body() -> Any:
         return request.get_json()
     except WerkzeugBadRequest as error:
         raise BadRequest("the body is not valid JSON") from error
-
-
-def config() -> Any:
-    return current_app.config["SEATSVC"]

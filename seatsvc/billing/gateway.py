@@ -7,7 +7,8 @@ objects. Errors are sorted into the three kinds a job must tell apart.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ import stripe
 from seatsvc import metrics
 from seatsvc.config import Config
 
+PAGE = 100  # list calls: the most Stripe returns per page
 PRICE_LOOKUP_KEYS = {"base": "seatsvc_base", "voice": "seatsvc_voice"}
 
 
@@ -77,6 +79,7 @@ class StripeGateway:
         self.client = client
         self.prices = dict(prices)  # seat type -> price id
         self._seat_type_of_price = {price: seat for seat, price in self.prices.items()}
+        self.calls = 0  # Stripe calls made through this gateway (reports, benchmarks)
 
     @classmethod
     def from_config(cls, config: Config) -> StripeGateway:
@@ -221,6 +224,41 @@ class StripeGateway:
             paid=invoice.status == "paid",
         )
 
+    # ---- reads for webhooks and reconciliation ---------------------------------
+
+    def retrieve_invoice(self, invoice_id: str) -> dict[str, Any]:
+        return plain(self._call(lambda: self.client.v1.invoices.retrieve(invoice_id)))
+
+    def all_subscriptions(self) -> Iterator[SubscriptionSnapshot]:
+        """Every subscription of the account, canceled ones included (`status=all`)."""
+        for item in self._paginate("/v1/subscriptions", {"status": "all"}):
+            yield self._snapshot(item)
+
+    def events_since(self, created_after: int, types: Sequence[str]) -> Iterator[dict[str, Any]]:
+        """Events created after `created_after` (unix time), newest first, as Stripe sent them."""
+        params: dict[str, Any] = {"created": {"gt": created_after}}
+        if types:
+            params["types"] = list(types)
+        yield from self._paginate("/v1/events", params)
+
+    def _paginate(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Pages of plain JSON through the client's `raw_request`, 100 at a time: building
+        the SDK's objects for 100 subscriptions costs more CPU than the HTTP round trip."""
+        after: str | None = None
+        while True:
+            page_params = {**params, "limit": PAGE}
+            if after is not None:
+                page_params["starting_after"] = after
+            response = self._call(
+                lambda query=page_params: self.client.raw_request("get", path, **query)
+            )
+            page: dict[str, Any] = response.data
+            items: list[dict[str, Any]] = page["data"]
+            yield from items
+            if not page.get("has_more") or not items:
+                return
+            after = str(items[-1]["id"])
+
     # ---- helpers -------------------------------------------------------------
 
     def _snapshot(self, stripe_object: Any) -> SubscriptionSnapshot:
@@ -244,12 +282,18 @@ class StripeGateway:
             has_pending_update=bool(subscription.get("pending_update")),
         )
 
-    @staticmethod
-    def _call(request: Any) -> Any:
+    def _call(self, request: Any) -> Any:
+        self.calls += 1
         try:
             answer = StripeGateway._sorted_call(request)
-        except (PaymentDeclined, StripeTransient, StripePermanent) as error:
-            metrics.count_stripe_call(error)
+        except PaymentDeclined:
+            metrics.count_stripe_call("declined")
+            raise
+        except StripeTransient:
+            metrics.count_stripe_call("transient")
+            raise
+        except StripePermanent:
+            metrics.count_stripe_call("permanent")
             raise
         metrics.count_stripe_call(None)
         return answer
@@ -268,6 +312,12 @@ class StripeGateway:
             if (error.http_status or 0) >= 500 or error.http_status == 409:
                 raise StripeTransient(_describe(error)) from error
             raise StripePermanent(_describe(error)) from error
+
+
+def plain(stripe_object: Any) -> dict[str, Any]:
+    """JSON-ready, as Stripe sent it: the SDK turns `*_decimal` strings into Decimals."""
+    found: dict[str, Any] = json.loads(json.dumps(stripe_object.to_dict(), default=str))
+    return found
 
 
 def _describe(error: stripe.StripeError) -> str:

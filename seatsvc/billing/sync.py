@@ -20,6 +20,7 @@ from seatsvc.db import for_update
 from seatsvc.models import Agency, BillingOutbox, SeatPool, utcnow
 from seatsvc.services import outbox
 from seatsvc.services.agencies import record_seat_event
+from seatsvc.services.pools import lock_pools
 from seatsvc.types import (
     BillingStatus,
     NotificationKind,
@@ -128,7 +129,7 @@ def record_subscription(
     agency = _agency(session, plan.agency_id)
     agency.stripe_subscription_id = snapshot.id
     agency.stripe_customer_id = snapshot.customer_id
-    _adopt_status(agency, snapshot)
+    adopt_status(agency, snapshot)
     pools = _locked_pools(session, plan.agency_id)
     for seat, pool in pools.items():
         stripe_quantity = snapshot.quantity(seat)
@@ -163,7 +164,7 @@ def record_synced(
 ) -> bool:
     """Stripe confirmed `snapshot`. Returns True when the agency is fully in sync."""
     agency = _agency(session, plan.agency_id)
-    _adopt_status(agency, snapshot)
+    adopt_status(agency, snapshot)
     pools = _locked_pools(session, plan.agency_id)
     row = _outbox_row(session, plan.agency_id)
     changed = False
@@ -292,7 +293,8 @@ def _settle(row: BillingOutbox, pools: dict[str, SeatPool], version: int) -> boo
     return in_sync
 
 
-def _adopt_status(agency: Agency, snapshot: SubscriptionSnapshot) -> None:
+def adopt_status(agency: Agency, snapshot: SubscriptionSnapshot) -> None:
+    """The agency's billing status and trial end, as Stripe holds them now."""
     agency.billing_status = status_from_stripe(snapshot.status)
     if snapshot.trial_end is not None:
         agency.trial_ends_at = snapshot.trial_end
@@ -310,8 +312,6 @@ def _outbox_row(session: Session, agency_id: str) -> BillingOutbox:
 
 
 def _locked_pools(session: Session, agency_id: str) -> dict[str, SeatPool]:
-    from seatsvc.services.pools import lock_pools
-
     pools = lock_pools(session, agency_id)
     assert set(pools) == {seat.value for seat in SeatType}, pools
     return pools

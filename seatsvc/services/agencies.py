@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from seatsvc.errors import InvalidState, NotFound, ValidationFailed
-from seatsvc.ledger import check_settings_change, decide_quantity_change
 from seatsvc.models import Agency, BillingOutbox, SeatEvent, SeatPool, utcnow
+from seatsvc.seat_rules import check_settings_change, decide_quantity_change
 from seatsvc.services import outbox
 from seatsvc.services.pools import locked_pool_state, seats_used
 from seatsvc.types import BillingStatus, OutboxStatus, SeatEventType, SeatType, SyncState
@@ -228,16 +228,17 @@ def record_seat_event(
     actor: str,
     member_id: str | None = None,
     detail: dict[str, Any] | None = None,
-) -> None:
-    session.add(
-        SeatEvent(
-            agency_id=agency_id,
-            type=event_type,
-            seat_type=seat_type,
-            delta=delta,
-            purchased_after=purchased_after,
-            member_id=member_id,
-            actor=actor,
-            detail=detail or {},
-        )
+) -> SeatEvent:
+    """One row of the seat ledger (the `seat_events` table), the only way one is written."""
+    event = SeatEvent(
+        agency_id=agency_id,
+        type=event_type,
+        seat_type=seat_type,
+        delta=delta,
+        purchased_after=purchased_after,
+        member_id=member_id,
+        actor=actor,
+        detail=detail or {},
     )
+    session.add(event)
+    return event

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from seatsvc.db import for_update
 from seatsvc.errors import InvalidState, NotFound
-from seatsvc.ledger import SeatDecision, check_seat_assignment, decide_seat_request
 from seatsvc.models import Agency, Member, SeatPool, utcnow
+from seatsvc.seat_rules import SeatDecision, check_seat_assignment, decide_seat_request
 from seatsvc.services import invites, outbox
 from seatsvc.services.agencies import get_agency, record_seat_event
 from seatsvc.services.pools import locked_pool_state

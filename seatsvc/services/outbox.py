@@ -8,16 +8,21 @@ and the periodic sweep picks them up.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from seatsvc.db import for_update
 from seatsvc.models import BillingOutbox, Notification, utcnow
-from seatsvc.types import NotificationKind, OutboxStatus
+from seatsvc.types import NotificationKind, NotificationStatus, OutboxStatus
+
+# How long a notifier's claim on a row lasts: far longer than a send job may run, so a
+# live worker never loses its claim; a row claimed longer ago belongs to a dead one.
+CLAIM_LEASE = timedelta(minutes=10)
 
 
 @dataclass
@@ -95,3 +100,26 @@ def notify(
     ).scalar_one_or_none()
     if created is not None:
         touched(session).notification_ids.add(created)
+
+
+def notifications_due(session: Session, older_than: timedelta, limit: int) -> list[int]:
+    """Rows nobody is working on: pending for a while, or claimed by a dead worker."""
+    now = utcnow()
+    query = (
+        select(Notification.id)
+        .where(
+            or_(
+                and_(
+                    Notification.status == NotificationStatus.PENDING,
+                    Notification.created_at < now - older_than,
+                ),
+                and_(
+                    Notification.status == NotificationStatus.SENDING,
+                    Notification.claimed_at < now - CLAIM_LEASE,
+                ),
+            )
+        )
+        .order_by(Notification.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from seatsvc.db import for_update
-from seatsvc.ledger import PoolState
 from seatsvc.models import Agency, Member, SeatPool
+from seatsvc.seat_rules import PoolState
 from seatsvc.types import SEAT_HOLDING_STATUSES
 
 # The agency columns a seat decision reads (see pool_state): re-read after the lock,

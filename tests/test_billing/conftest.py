@@ -32,6 +32,7 @@ from rq import Queue, SimpleWorker
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
+from seatsvc import enqueue
 from seatsvc.billing.catalog import ensure_prices
 from seatsvc.config import Config
 from seatsvc.models import Agency, BillingOutbox, Notification, SeatPool
@@ -40,7 +41,7 @@ from stripe_emulator import StripeEmulator
 from tests import backends
 from tests.conftest import API_TOKEN, SECRET_KEY
 from tests.helpers import Api
-from workers import billing, context, queues
+from workers import context
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STRIPE_KEY = "sk_test_emulator"
@@ -204,7 +205,7 @@ class Billing:
     # -- workers -------------------------------------------------------------------
     @property
     def queue(self) -> Queue:
-        return billing.billing_queue(self.redis)
+        return enqueue.queue(self.redis, enqueue.BILLING_QUEUE)
 
     def work(self) -> None:
         """A real rq worker in this process until the billing queue is empty.
@@ -213,7 +214,7 @@ class Billing:
         due: starting it costs about a second per burst.
         """
         due = ScheduledJobRegistry(queue=self.queue).get_jobs_to_schedule()
-        worker = SimpleWorker([self.queue], connection=self.redis, serializer=queues.SERIALIZER)
+        worker = SimpleWorker([self.queue], connection=self.redis, serializer=enqueue.SERIALIZER)
         worker.work(burst=True, with_scheduler=bool(due), logging_level="WARNING")
 
     def work_until(self, done: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -315,7 +316,7 @@ class Billing:
         return found
 
     def stripe_quantity(self, agency_id: str, seat_type: str = "base") -> int:
-        price = billing.gateway(self.runtime).prices[seat_type]
+        price = context.gateway(self.runtime).prices[seat_type]
         for item in self.subscription(agency_id)["items"]["data"]:
             if item["price"]["id"] == price:
                 return int(item["quantity"])
@@ -381,9 +382,9 @@ def bill(
     redis_url: str,
 ) -> Iterator[Billing]:
     context.install(runtime)
-    billing.install_gateway(runtime, None)
+    context.install_gateway(runtime, None)
     yield Billing(runtime, redis_conn, emu, api, database.backend, redis_url)
-    billing.install_gateway(runtime, None)
+    context.install_gateway(runtime, None)
     context.install(None)
     emu.clear_failures()
 

@@ -2,7 +2,7 @@
 
 Retries go through RQ's `Retry` and rq's scheduler (the burst worker moves due
 retries back); the intervals are shortened for the test by replacing the
-module's `RETRY`, which every enqueue reads at call time.
+`seatsvc.enqueue.BILLING_RETRY`, which every enqueue reads at call time.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pytest
 from rq import Retry
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
+from seatsvc import enqueue
 from seatsvc.billing.limits import UPDATES_PER_WINDOW
 from seatsvc.models import BillingOutbox, utcnow
 from tests.test_billing.conftest import Billing
@@ -23,7 +24,7 @@ FAST_RETRY = Retry(max=4, interval=[1])
 
 @pytest.fixture
 def fast_retry(monkeypatch: pytest.MonkeyPatch) -> Retry:
-    monkeypatch.setattr(billing, "RETRY", FAST_RETRY)
+    monkeypatch.setattr(enqueue, "BILLING_RETRY", FAST_RETRY)
     return FAST_RETRY
 
 
@@ -97,7 +98,7 @@ def test_stripe_refusing_the_request_fails_once_and_flags_the_sync(bill: Billing
     assert (row.status, row.attempts) == ("failed", 1)
     assert bill.api.seats("refused")["sync"] == "failed"
     failed = FailedJobRegistry(queue=bill.queue).get_job_ids()
-    assert failed == [f"billing-sync-{billing.rq_safe('refused')}"]
+    assert failed == [f"billing-sync-{enqueue.rq_safe('refused')}"]
 
 
 @pytest.mark.parametrize("mode", ["immediate", "daily"])
@@ -117,7 +118,7 @@ def test_a_declined_card_flags_the_agency_once_and_keeps_the_clinician(
         assert billing.invoice_due() == 1
     bill.work()
     # More of everything that could retry: sweeps, the daily cron, more workers.
-    billing.sweep_billing(0)
+    billing.requeue_pending_syncs(0)
     billing.invoice_due()
     bill.work()
     bill.work()
@@ -175,7 +176,7 @@ def test_the_hourly_budget_defers_the_update_instead_of_calling_stripe(bill: Bil
     assert outcome.startswith("hourly Stripe budget used")
     assert bill.quantity_updates("busy") == []
     scheduled = ScheduledJobRegistry(queue=bill.queue).get_job_ids()
-    assert f"billing-sync-{billing.rq_safe('busy')}-later" in scheduled
+    assert f"billing-sync-{enqueue.rq_safe('busy')}-later" in scheduled
     assert bill.api.seats("busy")["sync"] == "pending"
 
     # An hour later (the window rolled over) the deferred job sends it.

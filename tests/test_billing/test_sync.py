@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from seatsvc import enqueue
 from seatsvc.billing import sync
 from seatsvc.models import utcnow
 from tests.test_billing.conftest import Billing
-from workers import billing
+from workers import billing, context
 
 
 def test_provisioning_creates_a_customer_and_a_subscription_with_a_base_item(
@@ -37,7 +38,7 @@ def test_provisioning_creates_a_customer_and_a_subscription_with_a_base_item(
         item["id"] for item in sub["items"]["data"] if item["quantity"] == 3
     )
     # One customer, one subscription, however often the job runs.
-    billing.enqueue_sync(bill.redis, "north")
+    enqueue.enqueue_sync(bill.redis, "north")
     bill.work()
     assert len(bill.emu.objects("customer")) == 1
     assert len(bill.emu.objects("subscription")) == 1
@@ -51,7 +52,7 @@ def test_provisioning_with_no_seats_still_has_a_base_item(bill: Billing) -> None
     bill.work_until(lambda: bill.outbox("bare").status == "done")
 
     items = bill.subscription("bare")["items"]["data"]
-    prices = billing.gateway(bill.runtime).prices
+    prices = context.gateway(bill.runtime).prices
     assert [(item["price"]["id"], item["quantity"]) for item in items] == [(prices["base"], 0)]
     assert bill.agency("bare").billing_status == "active"  # a $0 first invoice is paid
 
@@ -73,7 +74,7 @@ def test_a_trial_agency_is_trialing_with_one_base_seat_for_14_days(bill: Billing
 
 def test_linking_reads_purchased_and_billed_from_stripe(bill: Billing) -> None:
     client = bill.client
-    prices = billing.gateway(bill.runtime).prices
+    prices = context.gateway(bill.runtime).prices
     customer = client.v1.customers.create(
         {"email": "owner@linked.example", "payment_method": "pm_card_visa",
          "invoice_settings": {"default_payment_method": "pm_card_visa"}}
@@ -140,7 +141,7 @@ def test_removing_a_member_never_calls_stripe(bill: Billing) -> None:
 
     bill.api.ok("DELETE", "/v1/agencies/keep/members/amy")
     bill.work()
-    billing.sweep_billing(0)
+    billing.requeue_pending_syncs(0)
     bill.work()
 
     assert bill.emu.requests() == []
@@ -190,7 +191,7 @@ def test_changes_during_a_stripe_call_start_a_new_debounce(bill: Billing) -> Non
     sub_id = plan.subscription_id
     assert sub_id
     item_ids = bill.runtime.transaction(lambda s: sync.item_ids(s, "steady"))
-    snapshot = billing.gateway(bill.runtime).set_quantities(
+    snapshot = context.gateway(bill.runtime).set_quantities(
         sub_id, item_ids, plan.purchased, "create_prorations", plan.idempotency_key("quantities")
     )
     bill.api.seat_request("bob", "steady")  # arrives while the call is out

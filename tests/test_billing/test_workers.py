@@ -15,9 +15,10 @@ import redis
 import stripe
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-from seatsvc import create_app
-from seatsvc.runtime import Runtime
+from seatsvc import enqueue
+from seatsvc.app import create_app
 from tests import backends
+from tests.backends import build_runtime
 from tests.conftest import API_TOKEN
 from tests.helpers import Api
 from tests.live_server import Call, in_threads, start_gunicorn
@@ -81,7 +82,7 @@ def test_a_worker_killed_mid_sync_then_rerun_makes_exactly_one_change(bill: Bill
     assert bill.stripe_quantity("crash") == 5
     assert bill.pools("crash")["base"].billed == 2
     assert bill.outbox("crash").status == "pending"
-    job_id = f"billing-sync-{billing.rq_safe('crash')}"
+    job_id = f"billing-sync-{enqueue.rq_safe('crash')}"
     started = StartedJobRegistry(queue=bill.queue)
     assert job_id in started.get_job_ids()
 
@@ -137,7 +138,7 @@ def test_two_workers_syncing_one_agency_never_collide_at_stripe(bill: Billing) -
     # Many jobs for one agency, two worker processes, seat changes arriving meanwhile.
     for index in range(6):
         bill.queue.enqueue(
-            billing.sync_agency, "race", job_id=f"race-sync-{index}", retry=billing.RETRY
+            billing.sync_agency, "race", job_id=f"race-sync-{index}", retry=enqueue.BILLING_RETRY
         )
     workers = [bill.spawn_worker("--burst") for _ in range(2)]
     try:
@@ -177,7 +178,7 @@ def private_redis() -> Iterator[RedisServer]:
 def test_redis_down_delays_billing_and_loses_or_doubles_nothing(
     bill: Billing, private_redis: RedisServer
 ) -> None:
-    runtime = Runtime.build(bill.runtime.config.with_overrides(redis_url=private_redis.url))
+    runtime = build_runtime(bill.runtime.config.with_overrides(redis_url=private_redis.url))
     connection = redis.Redis.from_url(private_redis.url)
     api = Api(create_app(runtime=runtime).test_client(), API_TOKEN)
     local = Billing(runtime, connection, bill.emu, api, bill.backend, private_redis.url)
@@ -197,20 +198,20 @@ def test_redis_down_delays_billing_and_loses_or_doubles_nothing(
 
         private_redis.start()  # empty: every enqueue while it was down was lost
         assert local.queue.count == 0
-        assert billing.sweep_billing(0) == 1  # the scheduler's minute sweep
+        assert billing.requeue_pending_syncs(0) == 1  # the scheduler's minute sweep
         local.work_until(lambda: local.in_sync("down"))
 
         assert local.stripe_quantity("down", "base") == 6
         assert local.stripe_quantity("down", "voice") == 2
         assert len(local.quantity_updates("down")) == 1
-        assert billing.sweep_billing(0) == 0
+        assert billing.requeue_pending_syncs(0) == 0
         local.work()
         assert len(local.quantity_updates("down")) == 1
         seats = api.ok("GET", "/v1/agencies/down")["seats"]
         assert (seats["base"]["billed"], seats["voice"]["billed"]) == (6, 2)
     finally:
         context.install(bill.runtime)
-        billing.install_gateway(runtime, None)
+        context.install_gateway(runtime, None)
         connection.close()
         runtime.db.dispose()
 
@@ -242,7 +243,7 @@ def test_flask_billing_sync_and_drain_commands(bill: Billing) -> None:
     drained = bill.flask("billing", "drain")
     assert drained.returncode == 0, drained.stderr
     assert "1 agency sync(s) queued" in drained.stdout
-    assert bill.queue.job_ids == [f"billing-sync-{billing.rq_safe('cli-a')}"]
+    assert bill.queue.job_ids == [f"billing-sync-{enqueue.rq_safe('cli-a')}"]
     bill.work_until(lambda: bill.in_sync("cli-a"))
     assert bill.stripe_quantity("cli-a") == 4
 
@@ -253,7 +254,7 @@ def test_redis_down_over_http_with_worker_processes(
     """The same through gunicorn and `workers.run` processes: their Redis connections
     outlive the restart, and the sweep's jobs reach a worker process."""
     postgres_only(bill.backend)
-    runtime = Runtime.build(bill.runtime.config.with_overrides(redis_url=private_redis.url))
+    runtime = build_runtime(bill.runtime.config.with_overrides(redis_url=private_redis.url))
     connection = redis.Redis.from_url(private_redis.url)
     api = Api(create_app(runtime=runtime).test_client(), API_TOKEN)
     local = Billing(runtime, connection, bill.emu, api, bill.backend, private_redis.url)
@@ -276,7 +277,7 @@ def test_redis_down_over_http_with_worker_processes(
         down = in_threads(server.url, API_TOKEN, logins[:8])
         assert [(r.status, r.body["outcome"]) for r in down] == [(200, "auto_added")] * 8
         private_redis.start()
-        assert billing.sweep_billing(0) == 1  # the scheduler's minute sweep
+        assert billing.requeue_pending_syncs(0) == 1  # the scheduler's minute sweep
         up = in_threads(server.url, API_TOKEN, logins[8:])  # enqueues work again
         assert [(r.status, r.body["outcome"]) for r in up] == [(200, "auto_added")] * 4
 
@@ -295,7 +296,7 @@ def test_redis_down_over_http_with_worker_processes(
         output = stop_group(worker)
         server.stop()
         context.install(bill.runtime)
-        billing.install_gateway(runtime, None)
+        context.install_gateway(runtime, None)
         connection.close()
         runtime.db.dispose()
     assert "Traceback" not in output, output[-3000:]

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,15 @@ import redis
 from rq import Retry, SimpleWorker
 from sqlalchemy import select
 
+from devtools.smtp_sink import MailSink, start
+from seatsvc import enqueue
 from seatsvc.db import Database
+from seatsvc.enqueue import RqDispatcher
 from seatsvc.models import Notification
 from seatsvc.runtime import NullDispatcher, Runtime
+from seatsvc.services import outbox
 from tests import backends
-from workers import context, queues
-from workers.dispatch import RqDispatcher
-from workers.smtp_sink import MailSink, start
+from workers import context
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MAIL_FROM = "Seat Service <no-reply@seatsvc.example>"
@@ -149,14 +152,14 @@ class Notifier:
 
     @property
     def queue(self) -> Any:
-        return queues.queue(self.redis, self.queue_name)
+        return enqueue.queue(self.redis, self.queue_name)
 
     def work(self, queue_name: str | None = None) -> None:
         """Run a real rq worker (in this process) until its queue is empty."""
         worker = SimpleWorker(
-            [queues.queue(self.redis, queue_name or self.queue_name)],
+            [enqueue.queue(self.redis, queue_name or self.queue_name)],
             connection=self.redis,
-            serializer=queues.SERIALIZER,
+            serializer=enqueue.SERIALIZER,
         )
         worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
 
@@ -180,6 +183,13 @@ class Notifier:
             found = session.get(Notification, notification_id)
             assert found is not None
             return found
+
+    def requeue(self, older_than_seconds: int = 0, retry: Retry = FAST_RETRY) -> int:
+        """The scheduler's requeue job, aimed at this test's private queue."""
+        ids = self.runtime.transaction(
+            lambda s: outbox.notifications_due(s, timedelta(seconds=older_than_seconds), 1000)
+        )
+        return enqueue.enqueue_notifications(self.redis, ids, self.queue_name, retry)
 
     def new_queue(self) -> str:
         name = f"{self.queue_name}-x{len(self.extra_queues)}"
@@ -229,7 +239,7 @@ def notifier_factory(
             redis=redis_conn,
             dispatcher=NullDispatcher(),
         )
-        runtime.dispatcher = RqDispatcher(runtime.db, redis_conn, queue_name, retry)
+        runtime.dispatcher = RqDispatcher(redis_conn, queue_name, retry)
         context.install(worker_runtime)
         notifier = Notifier(worker_runtime, queue_name, redis_conn, runtime, sink.url)
         made.append(notifier)

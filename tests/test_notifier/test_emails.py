@@ -218,11 +218,6 @@ LATER_KINDS: dict[NotificationKind, tuple[dict[str, Any], str, tuple[str, ...]]]
         "Clinic has more Base members than paid seats",
         ("directly in Stripe", "from 3 to 2", "Seats paid for", "buy 1 more Base seat"),
     ),
-    NotificationKind.AUTO_ADD_CAP_REACHED: (
-        {"seat_type": "voice", "cap": 4},
-        "Auto-Add has reached its cap of 4 Voice seats at Clinic",
-        ("4 Voice seats", "raise the Auto-Add cap in Settings", "Seats & Billing"),
-    ),
 }
 
 

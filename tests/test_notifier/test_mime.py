@@ -8,11 +8,12 @@ from email import message_from_bytes, policy
 
 import pytest
 
+from seatsvc.mail import compose as emails
+from seatsvc.mail.smtp import SmtpSettings
+from seatsvc.redaction import redact
 from seatsvc.types import NotificationKind
 from tests.helpers import Api
 from tests.test_notifier.conftest import Notifier, RefusingSink, Sink
-from workers import emails
-from workers.mailer import SmtpSettings, redact
 
 FACTS = {
     "agency_name": "Clínica São João & Söhne <Ltd>",
@@ -169,7 +170,7 @@ def test_redact_removes_addresses_in_any_wrapping() -> None:
     said = "550 5.1.1 <bob.smith+x@staff.example>: unknown; also zoë@ex.example, (a@b.c)"
     cleaned = redact(said)
     assert "@" not in cleaned
-    assert cleaned.startswith("550 5.1.1 <address>: unknown")
+    assert cleaned.startswith("550 5.1.1 [email]: unknown")
 
 
 def test_accept_url_keeps_an_existing_query() -> None:

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from seatsvc import create_app
+from seatsvc.app import create_app
 from seatsvc.runtime import Runtime
 
 OPS_USER = "ops"

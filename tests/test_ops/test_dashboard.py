@@ -12,12 +12,12 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
-from seatsvc import create_app
+from seatsvc import enqueue
+from seatsvc.app import create_app
 from seatsvc.config import Config
 from seatsvc.ops import credentials_ok
 from seatsvc.runtime import Runtime
 from tests.test_ops.conftest import OPS_PASSWORD, basic, ops_runtime
-from workers import queues
 from workers.run import ObservedSimpleWorker
 
 PAGES = ["/ops/rq", "/ops/rq/", "/ops/rq/0/view/workers", "/ops/rq/0/data/queues.json"]
@@ -93,11 +93,11 @@ def test_another_redis_instance_number_is_refused(ops_client: FlaskClient) -> No
 
 def failed_job(connection: redis.Redis, queue_name: str) -> str:
     """A job in the failed registry of `queue_name` (it ran for real and raised)."""
-    queue = queues.queue(connection, queue_name)
+    queue = enqueue.queue(connection, queue_name)
     job = queue.enqueue(
         "tests.test_ops.jobs.explode", "x@example.com", "tok", meta={"request_id": "r-42"}
     )
-    worker = ObservedSimpleWorker([queue], connection=connection, serializer=queues.SERIALIZER)
+    worker = ObservedSimpleWorker([queue], connection=connection, serializer=enqueue.SERIALIZER)
     worker.work(burst=True, logging_level="ERROR")
     assert FailedJobRegistry(queue=queue).get_job_ids() == [job.id]
     return str(job.id)
@@ -142,7 +142,7 @@ def test_cross_site_posts_are_refused_and_change_nothing(
         response = ops_client.post(path, headers={**basic(), **headers})
         assert response.status_code == 403, (path, headers)
         assert error_code(response) == "forbidden"
-    queue = Queue(queue_name, connection=runtime.redis, serializer=queues.SERIALIZER)
+    queue = Queue(queue_name, connection=runtime.redis, serializer=enqueue.SERIALIZER)
     assert FailedJobRegistry(queue=queue).get_job_ids() == [job_id]
     assert queue.get_job_ids() == []
 
@@ -154,11 +154,11 @@ def test_same_origin_posts_requeue(
     job_id = failed_job(runtime.redis, queue_name)
     response = ops_client.post(f"/ops/rq/job/{job_id}/requeue", headers={**basic(), **headers})
     assert response.status_code == 200, response.data
-    queue = Queue(queue_name, connection=runtime.redis, serializer=queues.SERIALIZER)
+    queue = Queue(queue_name, connection=runtime.redis, serializer=enqueue.SERIALIZER)
     assert FailedJobRegistry(queue=queue).get_job_ids() == []
     assert queue.get_job_ids() == [job_id]
     # Still a JSON job our workers can read (rq-dashboard alone would re-save it pickled).
-    requeued = Job.fetch(job_id, connection=runtime.redis, serializer=queues.SERIALIZER)
+    requeued = Job.fetch(job_id, connection=runtime.redis, serializer=enqueue.SERIALIZER)
     assert requeued.get_meta(refresh=True)["request_id"] == "r-42"
     assert requeued.args == ["x@example.com", "tok"]
 
@@ -172,12 +172,12 @@ def test_requeue_all_by_get_is_refused(
         f"/ops/rq/requeue/{queue_name}", headers={**basic(), "Sec-Fetch-Site": "same-origin"}
     )
     assert response.status_code == 405
-    queue = Queue(queue_name, connection=runtime.redis, serializer=queues.SERIALIZER)
+    queue = Queue(queue_name, connection=runtime.redis, serializer=enqueue.SERIALIZER)
     assert FailedJobRegistry(queue=queue).get_job_ids() == [job_id]
     assert ops_client.post(
         f"/ops/rq/requeue/{queue_name}", headers={**basic(), "Sec-Fetch-Site": "same-origin"}
     ).get_json() == {"count": 1, "status": "OK"}
-    requeued = Job.fetch(job_id, connection=runtime.redis, serializer=queues.SERIALIZER)
+    requeued = Job.fetch(job_id, connection=runtime.redis, serializer=enqueue.SERIALIZER)
     assert requeued.get_meta(refresh=True)["request_id"] == "r-42"
 
 
@@ -189,7 +189,7 @@ def test_delete_from_the_dashboard(
         f"/ops/rq/job/{job_id}/delete", headers={**basic(), "Sec-Fetch-Site": "same-origin"}
     )
     assert response.get_json() == {"status": "OK"}
-    queue = Queue(queue_name, connection=runtime.redis, serializer=queues.SERIALIZER)
+    queue = Queue(queue_name, connection=runtime.redis, serializer=enqueue.SERIALIZER)
     assert FailedJobRegistry(queue=queue).get_job_ids() == []
 
 

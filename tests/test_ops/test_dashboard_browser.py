@@ -27,7 +27,8 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 from werkzeug.serving import make_server
 
-from seatsvc import create_app
+from seatsvc import enqueue
+from seatsvc.app import create_app
 from seatsvc.runtime import Runtime
 from tests import backends
 from tests.helpers import Api
@@ -41,7 +42,6 @@ from tests.test_notifier.conftest import (  # noqa: F401  (fixtures)
     redis_url,
 )
 from tests.test_ops.conftest import OPS_PASSWORD, OPS_USER
-from workers import queues
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -165,7 +165,7 @@ def test_ops_requeue_a_failed_notifier_job_in_the_browser(
     job_row.find_element(By.CSS_SELECTOR, '[data-role="requeue-job-btn"]').click()
 
     def status() -> str:
-        job = Job.fetch(job_id, connection=redis_conn, serializer=queues.SERIALIZER)
+        job = Job.fetch(job_id, connection=redis_conn, serializer=enqueue.SERIALIZER)
         found = job.get_status(refresh=True)
         return str(getattr(found, "value", found))
 

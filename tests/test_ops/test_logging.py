@@ -19,6 +19,7 @@ import structlog
 from flask.testing import FlaskClient
 from rq.job import Job
 
+from seatsvc import enqueue
 from seatsvc.observability import configure_logging
 from tests.conftest import API_TOKEN
 from tests.helpers import Api
@@ -30,7 +31,6 @@ from tests.test_notifier.conftest import (  # noqa: F401  (fixtures)
     redis_conn,
     redis_url,
 )
-from workers import billing, queues
 from workers.run import ObservedSimpleWorker
 
 REQUEST_ID = "req-7f3a9c-e2e"
@@ -73,12 +73,12 @@ def test_the_request_id_reaches_the_jobs_log_lines(
     assert response.headers["X-Request-Id"] == REQUEST_ID
 
     (job_id,) = notifier.queue.get_job_ids()
-    job = Job.fetch(job_id, connection=notifier.redis, serializer=queues.SERIALIZER)
+    job = Job.fetch(job_id, connection=notifier.redis, serializer=enqueue.SERIALIZER)
     assert job.meta["request_id"] == REQUEST_ID
 
     structlog.contextvars.clear_contextvars()  # the worker starts with nothing bound
     worker = ObservedSimpleWorker(
-        [notifier.queue], connection=notifier.redis, serializer=queues.SERIALIZER
+        [notifier.queue], connection=notifier.redis, serializer=enqueue.SERIALIZER
     )
     worker.work(burst=True, logging_level="INFO")
     assert len(sink.messages) == 1
@@ -88,11 +88,11 @@ def test_the_request_id_reaches_the_jobs_log_lines(
     assert len(sent) == 1
     assert sent[0]["request_id"] == REQUEST_ID
     assert sent[0]["job_id"] == job_id
-    assert sent[0]["logger"] == "workers.notifier"
+    assert sent[0]["logger"] == "seatsvc.mail.delivery"
     assert sent[0]["level"] == "info"
     assert sent[0]["timestamp"].endswith("Z")
     during = [line for line in lines if line.get("job_id") == job_id]
-    assert {line["logger"] for line in during} >= {"rq.worker", "workers.notifier"}
+    assert {line["logger"] for line in during} >= {"rq.worker", "seatsvc.mail.delivery"}
     assert all(line["request_id"] == REQUEST_ID for line in during)
     # Nothing bound once the job is done.
     assert structlog.contextvars.get_contextvars() == {}
@@ -103,14 +103,18 @@ def test_the_request_id_reaches_the_jobs_log_lines(
 def test_billing_jobs_carry_the_request_id_too(
     redis_conn: Any,  # noqa: F811
 ) -> None:
-    queue = queues.queue(redis_conn, f"ops-meta-{secrets.token_hex(4)}")
+    queue = enqueue.queue(redis_conn, f"ops-meta-{secrets.token_hex(4)}")
     try:
         structlog.contextvars.bind_contextvars(request_id=REQUEST_ID)
-        assert billing.enqueue_unique(queue, billing.sync_agency, "ops-meta-a", "clinic")
+        assert enqueue.enqueue_once(
+            queue, enqueue.SYNC_JOB, "ops-meta-a", ("clinic",), follow_up=True
+        )
         structlog.contextvars.clear_contextvars()
-        assert billing.enqueue_unique(queue, billing.sync_agency, "ops-meta-b", "clinic")
-        tagged = Job.fetch("ops-meta-a", connection=redis_conn, serializer=queues.SERIALIZER)
-        untagged = Job.fetch("ops-meta-b", connection=redis_conn, serializer=queues.SERIALIZER)
+        assert enqueue.enqueue_once(
+            queue, enqueue.SYNC_JOB, "ops-meta-b", ("clinic",), follow_up=True
+        )
+        tagged = Job.fetch("ops-meta-a", connection=redis_conn, serializer=enqueue.SERIALIZER)
+        untagged = Job.fetch("ops-meta-b", connection=redis_conn, serializer=enqueue.SERIALIZER)
         # (Sentry's RQ integration, once loaded, adds its trace headers beside ours.)
         assert tagged.meta["request_id"] == REQUEST_ID
         assert "request_id" not in untagged.meta  # a sweep or a cron job: no request caused it

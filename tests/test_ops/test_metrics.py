@@ -19,14 +19,14 @@ from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
-from seatsvc import create_app, metrics
+from seatsvc import enqueue, metrics
+from seatsvc.app import create_app
 from seatsvc.billing.gateway import StripeGateway, StripePermanent, StripeTransient
 from seatsvc.models import BillingOutbox, Notification, utcnow
 from seatsvc.runtime import Runtime
 from tests.conftest import API_TOKEN, SECRET_KEY
 from tests.helpers import Api
 from tests.live_server import free_port
-from workers import queues
 from workers.run import ObservedSimpleWorker
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -90,14 +90,16 @@ def test_stripe_calls_and_errors_are_counted_by_kind() -> None:
     )
     transient = count("seatsvc_stripe_errors_total", kind="transient")
     permanent = count("seatsvc_stripe_errors_total", kind="permanent")
-    assert StripeGateway._call(lambda: "fine") == "fine"
+    gateway = StripeGateway(stripe.StripeClient("sk_test_unused"), {})
+    assert gateway._call(lambda: "fine") == "fine"
     with pytest.raises(StripeTransient):
-        StripeGateway._call(lambda: fail(stripe.RateLimitError("slow down")))
+        gateway._call(lambda: fail(stripe.RateLimitError("slow down")))
     with pytest.raises(StripePermanent):
-        StripeGateway._call(
+        gateway._call(
             lambda: fail(stripe.InvalidRequestError("bad", param="items", http_status=400))
         )
     assert count("seatsvc_stripe_calls_total", result="ok") == ok + 1
+    assert gateway.calls == 3
     assert count("seatsvc_stripe_calls_total", result="error") == err + 2
     assert count("seatsvc_stripe_errors_total", kind="transient") == transient + 1
     assert count("seatsvc_stripe_errors_total", kind="permanent") == permanent + 1
@@ -112,7 +114,7 @@ def test_webhook_counter_is_defined_for_the_handlers(client: FlaskClient) -> Non
 
 def test_queue_depths_and_job_durations(runtime: Runtime, client: FlaskClient) -> None:
     name = f"metrics-test-{secrets.token_hex(4)}"
-    queue = queues.queue(runtime.redis, name)
+    queue = enqueue.queue(runtime.redis, name)
     try:
         queue.enqueue("tests.test_ops.jobs.explode", "x@example.com", "t")
         queue.enqueue("tests.test_ops.jobs.chatty", "y@example.com")
@@ -121,7 +123,7 @@ def test_queue_depths_and_job_durations(runtime: Runtime, client: FlaskClient) -
         assert value(waiting, "seatsvc_queue_jobs", queue=name, state="queued") == 3
         assert value(waiting, "seatsvc_queue_jobs", queue=name, state="failed") == 0
         worker = ObservedSimpleWorker(
-            [queue], connection=runtime.redis, serializer=queues.SERIALIZER
+            [queue], connection=runtime.redis, serializer=enqueue.SERIALIZER
         )
         worker.work(burst=True, logging_level="ERROR")
         done = scrape(client)

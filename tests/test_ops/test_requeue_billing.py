@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rq.registry import FailedJobRegistry
 
-from seatsvc import create_app
+from seatsvc import enqueue
+from seatsvc.app import create_app
 from seatsvc.runtime import Runtime
 from tests.test_billing.conftest import (  # noqa: F401  (fixtures)
     Billing,
@@ -16,7 +17,6 @@ from tests.test_billing.conftest import (  # noqa: F401  (fixtures)
     redis_url,
 )
 from tests.test_ops.conftest import basic, ops_runtime
-from workers import billing
 
 
 def test_a_refused_sync_requeued_from_the_dashboard_updates_stripe_once(
@@ -30,7 +30,7 @@ def test_a_refused_sync_requeued_from_the_dashboard_updates_stripe_once(
     assert outcome["outcome"] == "auto_added"
     bill.work()
 
-    job_id = f"billing-sync-{billing.rq_safe('requeued')}"
+    job_id = f"billing-sync-{enqueue.rq_safe('requeued')}"
     failed = FailedJobRegistry(queue=bill.queue)
     assert failed.get_job_ids() == [job_id]
     assert bill.api.seats("requeued")["sync"] == "failed"
@@ -53,6 +53,6 @@ def test_a_refused_sync_requeued_from_the_dashboard_updates_stripe_once(
     assert bill.stripe_quantity("requeued") == 1
     assert len(bill.quantity_updates("requeued")) == 1
     # Requeueing it again (a double click) converges without another update.
-    billing.enqueue_sync(bill.redis, "requeued")
+    enqueue.enqueue_sync(bill.redis, "requeued")
     bill.work()
     assert len(bill.quantity_updates("requeued")) == 1

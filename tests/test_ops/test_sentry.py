@@ -19,9 +19,8 @@ from rq import SimpleWorker
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
-from seatsvc import observability
+from seatsvc import enqueue, observability, redaction
 from seatsvc.runtime import Runtime
-from workers import queues
 
 DSN = "https://public@127.0.0.1/1"
 EMAIL = "clinician.jane@clinic.example"
@@ -94,10 +93,10 @@ def request_the_failing_view(app: Flask) -> None:
 
 
 def run_failing_job(runtime: Runtime) -> None:
-    queue = queues.queue(runtime.redis, f"sentry-test-{secrets.token_hex(4)}")
+    queue = enqueue.queue(runtime.redis, f"sentry-test-{secrets.token_hex(4)}")
     try:
         queue.enqueue("tests.test_ops.jobs.explode", EMAIL, BEARER)
-        worker = SimpleWorker([queue], connection=runtime.redis, serializer=queues.SERIALIZER)
+        worker = SimpleWorker([queue], connection=runtime.redis, serializer=enqueue.SERIALIZER)
         worker.work(burst=True, logging_level="ERROR")
         assert queue.failed_job_registry.count == 1
     finally:
@@ -196,7 +195,7 @@ def test_control_without_the_scrubber_the_secrets_would_be_sent(
     ],
 )
 def test_redact(raw: str, clean: str) -> None:
-    assert observability.redact(raw) == clean
+    assert redaction.redact(raw) == clean
 
 
 def test_scrub_walks_nested_values_and_drops_sensitive_keys() -> None:

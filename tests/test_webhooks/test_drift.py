@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from webhooks import drift
-from webhooks.drift import DriftAction, InvoiceOutcome, LocalSeats
+from seatsvc.billing import drift
+from seatsvc.billing.drift import DriftAction, InvoiceOutcome, LocalSeats
 
 
 def test_agreement_is_nothing_to_do() -> None:
@@ -35,7 +35,7 @@ def test_a_difference_while_a_local_change_is_pending_lets_the_sync_win() -> Non
         {"base": LocalSeats(4, 3, 2), "voice": LocalSeats(0, 0, 0)}, {"base": 7}, pending=True
     )
     assert [d.seat_type for d in drifts] == ["base", "voice"]
-    assert drift.needs_sync(drifts)
+    assert drifts[0].action == DriftAction.SYNC
     assert drifts[1].action == DriftAction.CONFIRM or drifts[1].action == DriftAction.NONE
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from seatsvc import enqueue
 from seatsvc.types import NotificationKind
 from tests.test_billing.conftest import Billing, stop_group
 from tests.test_webhooks.conftest import Hooks
@@ -202,9 +203,8 @@ def test_a_decline_the_billing_worker_already_reported_is_not_emailed_twice(
     hooks.listen()
     bill.api.ok("PUT", "/v1/agencies/twice/seats/base", {"quantity": 2})
     bill.work_until(lambda: bill.in_sync("twice"))
-    from workers import billing
 
-    billing.enqueue_invoice(bill.redis, "twice")  # the daily invoice, charged now: declined
+    enqueue.enqueue_invoice(bill.redis, "twice")  # the daily invoice, charged now: declined
     bill.work()
     hooks.settle()
 

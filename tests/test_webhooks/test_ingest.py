@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -131,11 +132,12 @@ def test_an_event_type_we_do_not_use_is_stored_as_ignored_and_not_queued(hooks: 
 
 
 def test_webhooks_without_a_configured_secret_refuse_everything(hooks: Hooks) -> None:
-    from seatsvc import create_app
+    from seatsvc.app import create_app
     from tests.test_webhooks.conftest import serve
 
     runtime = hooks.bill.runtime
-    bare = create_app(runtime.config.with_overrides(stripe_webhook_secrets=()), runtime)
+    unsigned = replace(runtime, config=runtime.config.with_overrides(stripe_webhook_secrets=()))
+    bare = create_app(runtime=unsigned)
     server, url = serve(bare)
     try:
         from stripe_emulator.events import sign

@@ -13,11 +13,13 @@ import pytest
 from rq.job import Job
 from sqlalchemy import update
 
-from seatsvc.models import BillingOutbox, StripeEvent
+from seatsvc import enqueue
+from seatsvc.billing.reconcile import compare_with_stripe
+from seatsvc.models import BillingOutbox, StripeEvent, utcnow
 from seatsvc.types import NotificationKind
 from tests.test_billing.conftest import Billing
 from tests.test_webhooks.conftest import Hooks
-from workers import queues, reconcile
+from workers import context, reconcile
 
 
 def base_item(bill: Billing, agency_id: str) -> str:
@@ -30,7 +32,7 @@ def run_reconcile(bill: Billing) -> dict[str, Any]:
     """As the cron does: the job on the billing queue, run by a real worker."""
     job = bill.queue.enqueue(reconcile.reconcile_all, result_ttl=600)
     bill.work()
-    job = Job.fetch(job.id, connection=bill.redis, serializer=queues.SERIALIZER)
+    job = Job.fetch(job.id, connection=bill.redis, serializer=enqueue.SERIALIZER)
     assert job.get_status() == "finished", job.exc_info
     result: dict[str, Any] = job.return_value()
     return result
@@ -93,9 +95,9 @@ def test_the_list_is_paginated(hooks: Hooks, monkeypatch: pytest.MonkeyPatch) ->
     bill = hooks.bill
     for index in range(3):
         bill.active_agency(f"page-{index}", seats=1)
-    monkeypatch.setattr("webhooks.reads.PAGE", 2)
+    monkeypatch.setattr("seatsvc.billing.gateway.PAGE", 2)
     bill.emu.clear_requests()
-    report = reconcile.sweep(bill.runtime, _gateway(bill), recover_events=False)
+    report = compare_with_stripe(bill.runtime, _gateway(bill))
     assert report.in_agreement == 3
     listed = bill.emu.requests("/v1/subscriptions", "GET")
     assert [r["params"].get("starting_after") is not None for r in listed] == [False, True]
@@ -120,13 +122,14 @@ def test_a_reconcile_request_made_during_the_sweep_is_kept(hooks: Hooks) -> None
     """Only requests made before the comparison began are answered by it."""
     bill = hooks.bill
     bill.active_agency("late", seats=1)
-    with bill.runtime.db.session() as session, session.begin():
-        session.execute(
+    bill.runtime.transaction(
+        lambda s: s.execute(
             update(BillingOutbox)
             .where(BillingOutbox.agency_id == "late")
-            .values(reconcile_requested_at=reconcile.utcnow().replace(year=2999))
+            .values(reconcile_requested_at=utcnow().replace(year=2999))
         )
-    reconcile.sweep(bill.runtime, _gateway(bill), ["late"], recover_events=False)
+    )
+    compare_with_stripe(bill.runtime, _gateway(bill), ["late"])
     assert bill.outbox("late").reconcile_requested_at is not None
 
 
@@ -147,6 +150,4 @@ def test_events_for_unknown_customers_are_recorded_and_ignored(hooks: Hooks) -> 
 
 
 def _gateway(bill: Billing) -> Any:
-    from workers import billing
-
-    return billing.gateway(bill.runtime)
+    return context.gateway(bill.runtime)

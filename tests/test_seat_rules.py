@@ -1,6 +1,6 @@
 """The seat ledger's pure decisions, without a database.
 
-Every seat the service gives or adds is decided by `seatsvc.ledger`; if these
+Every seat the service gives or adds is decided by `seatsvc.seat_rules`; if these
 rules hold for every pool state hypothesis can think of, the services only have
 to read the state under the lock and write the answer. Each rule has a property
 test (any state) and an example test (the case a reader recognises).
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from seatsvc import ledger
+from seatsvc import seat_rules
 from seatsvc.errors import (
     BaaRequired,
     BelowUsed,
@@ -26,7 +26,7 @@ from seatsvc.errors import (
     SeatsvcError,
     TrialLimit,
 )
-from seatsvc.ledger import (
+from seatsvc.seat_rules import (
     PoolState,
     QuantityChange,
     SeatDecision,
@@ -603,9 +603,9 @@ def test_settings_change(baa_signed: bool, turning_on: bool, setting_cap: bool) 
 # ---- purity -------------------------------------------------------------------
 
 
-def test_ledger_imports_no_io() -> None:
+def test_seat_rules_import_no_io() -> None:
     """No clock, randomness, database or framework: the module's imports prove it."""
-    tree = ast.parse(inspect.getsource(ledger))
+    tree = ast.parse(inspect.getsource(seat_rules))
     imported: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

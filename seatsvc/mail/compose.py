@@ -51,9 +51,6 @@ SUBJECTS: dict[NotificationKind, str] = {
     NotificationKind.OVER_CAPACITY: (
         "{{ agency_name }} has more {{ seat_label }} members than paid seats"
     ),
-    NotificationKind.AUTO_ADD_CAP_REACHED: (
-        "Auto-Add has reached its cap of {{ cap }} {{ seat_label }} seats at {{ agency_name }}"
-    ),
 }
 
 # Short forms for the blocked email's subject; the body explains each at length.

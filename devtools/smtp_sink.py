@@ -23,7 +23,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from workers.mailer import redact
+from seatsvc.redaction import redact
 
 log = logging.getLogger("workers.smtp_sink")
 

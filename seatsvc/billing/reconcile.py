@@ -1,157 +1,37 @@
-"""The database side of webhooks and reconciliation. Takes a Session; never commits.
+"""Applying Stripe's state to the ledger: subscriptions, invoices, and the comparison sweep.
 
-Two halves: the `stripe_events` rows (stored once under Stripe's event id,
-whatever number of deliveries race), and applying a freshly fetched
-subscription or invoice to the ledger with the rules of `webhooks.drift`.
+The one place where what Stripe holds meets what the ledger says. Webhook
+handlers and the reconcile job both come here with a freshly fetched object,
+under the agency's billing lock, and the pure rules of `seatsvc.billing.drift`
+decide, so a lost webhook healed by the sweep ends exactly where the webhook
+would have left it.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
-from sqlalchemy.sql.elements import ColumnElement
 
-from seatsvc.billing.gateway import SubscriptionSnapshot
-from seatsvc.billing.sync import status_from_stripe
-from seatsvc.models import Agency, BillingOutbox, Notification, SeatEvent, StripeEvent, utcnow
+from seatsvc.billing import drift
+from seatsvc.billing.gateway import StripeGateway, SubscriptionSnapshot
+from seatsvc.billing.locks import agency_lock
+from seatsvc.billing.sync import adopt_status, status_from_stripe
+from seatsvc.models import Agency, BillingOutbox, utcnow
+from seatsvc.runtime import Runtime
 from seatsvc.services import outbox
+from seatsvc.services.agencies import record_seat_event
+from seatsvc.services.outbox import OutboxTouched
 from seatsvc.services.pools import lock_pools, seats_used
-from seatsvc.types import (
-    BillingStatus,
-    NotificationKind,
-    SeatEventType,
-    StripeEventStatus,
-)
-from webhooks import drift
+from seatsvc.types import BillingStatus, NotificationKind, SeatEventType
 
-INVOICE_TYPES = ("invoice.paid", "invoice.payment_failed")
-FINISHED = (StripeEventStatus.PROCESSED, StripeEventStatus.IGNORED)
-
-
-# ---- stripe_events rows -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EventInfo:
-    """What a handler needs of a stored event (a plain value, safe outside the session)."""
-
-    id: str
-    type: str
-    created: datetime
-    object: Mapping[str, Any]
-
-
-def insert_event(session: Session, event: Mapping[str, Any], status: StripeEventStatus) -> bool:
-    """Store a verified event once: True if this call stored it, False for a duplicate.
-
-    ON CONFLICT DO NOTHING on the id, so concurrent deliveries of one event store it
-    once without a unique-key error (and without retrying the transaction).
-    """
-    obj = event["data"]["object"]
-    values = {
-        "id": event["id"],
-        "type": event["type"],
-        "created": datetime.fromtimestamp(int(event["created"]), UTC),
-        "object_id": str(obj["id"])[:255] if obj.get("id") else None,
-        "payload": dict(event),
-        "received_at": utcnow(),
-        "status": status.value,
-        "attempts": 0,
-    }
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stored = session.execute(
-        insert(StripeEvent)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["id"])
-        .returning(StripeEvent.id)
-    ).scalar_one_or_none()
-    return stored is not None
-
-
-def start_attempt(session: Session, event_id: str, force: bool) -> EventInfo | None:
-    """None when there is nothing to do (unknown id, or already handled and not forced)."""
-    row = session.get(StripeEvent, event_id, with_for_update=True)
-    if row is None or (row.status in FINISHED and not force):
-        return None
-    row.attempts += 1
-    return EventInfo(row.id, row.type, row.created, dict(row.payload["data"]["object"]))
-
-
-def finish(
-    session: Session,
-    event_id: str,
-    status: StripeEventStatus,
-    agency_id: str | None,
-    note: str | None = None,
-) -> None:
-    row = session.get(StripeEvent, event_id, with_for_update=True)
-    assert row is not None, event_id
-    row.status = status
-    row.agency_id = agency_id or row.agency_id
-    row.last_error = note
-    row.processed_at = utcnow()
-
-
-def fail(session: Session, event_id: str, reason: str) -> None:
-    row = session.get(StripeEvent, event_id, with_for_update=True)
-    if row is not None:
-        row.status = StripeEventStatus.FAILED
-        row.last_error = reason[:1000]
-
-
-def stored_ids(session: Session, ids: Iterable[str]) -> set[str]:
-    wanted = list(ids)
-    if not wanted:
-        return set()
-    return set(session.scalars(select(StripeEvent.id).where(StripeEvent.id.in_(wanted))))
-
-
-def latest_created(session: Session) -> datetime | None:
-    found: datetime | None = session.scalar(select(func.max(StripeEvent.created)))
-    return found.replace(tzinfo=UTC) if found and found.tzinfo is None else found
-
-
-def received_before(session: Session, cutoff: datetime, limit: int) -> list[str]:
-    """Stored but never handled (the enqueue was lost): for the sweep."""
-    return list(
-        session.scalars(
-            select(StripeEvent.id)
-            .where(
-                StripeEvent.status == StripeEventStatus.RECEIVED,
-                StripeEvent.received_at < cutoff,
-            )
-            .order_by(StripeEvent.created)
-            .limit(limit)
-        )
-    )
-
-
-def select_for_reprocess(
-    session: Session, ids: Iterable[str], event_type: str | None, failed: bool
-) -> list[str]:
-    """Ids to run again, oldest first: named ones, one type, and/or every failed one."""
-    conditions: list[ColumnElement[bool]] = []
-    wanted = list(ids)
-    if wanted:
-        conditions.append(StripeEvent.id.in_(wanted))
-    if event_type:
-        conditions.append(StripeEvent.type == event_type)
-    if failed:
-        conditions.append(StripeEvent.status == StripeEventStatus.FAILED)
-    if not conditions:
-        return []
-    return list(
-        session.scalars(
-            select(StripeEvent.id).where(or_(*conditions)).order_by(StripeEvent.created)
-        )
-    )
+log = logging.getLogger(__name__)
 
 
 # ---- which agency an object belongs to --------------------------------------------------
@@ -254,9 +134,7 @@ def apply_subscription(
         outbox.touched(session).billing_agency_ids.add(agency_id)  # enqueued after commit
     over_now = any(used.get(seat, 0) > pool.purchased for seat, pool in pools.items())
     agency.billing_attention = drift.attention_after_seats(agency.billing_attention, over_now)
-    agency.billing_status = status_from_stripe(snapshot.status)
-    if snapshot.trial_end is not None:
-        agency.trial_ends_at = snapshot.trial_end
+    adopt_status(agency, snapshot)
     applied.status = agency.billing_status
     return applied
 
@@ -273,12 +151,13 @@ def _adopt(
 ) -> None:
     """The ledger event, and when members now outnumber seats, the admins' email."""
     before = local[seat_type]
-    event = SeatEvent(
-        agency_id=agency.id,
-        type=SeatEventType.EXTERNAL_CHANGE,
-        seat_type=seat_type,
-        delta=decision.delta,
-        purchased_after=decision.stripe_quantity,
+    event = record_seat_event(
+        session,
+        agency.id,
+        SeatEventType.EXTERNAL_CHANGE,
+        seat_type,
+        decision.delta,
+        decision.stripe_quantity,
         actor=actor,
         detail={
             "reason": "changed in Stripe",
@@ -287,7 +166,6 @@ def _adopt(
             "cause": cause,
         },
     )
-    session.add(event)
     if decision.over_capacity:
         session.flush()  # the ledger event's id makes the email's key unique per cause
         outbox.notify(
@@ -302,65 +180,6 @@ def _adopt(
                 "previous": before.purchased,
             },
         )
-
-
-# ---- invoices -------------------------------------------------------------------------------
-
-
-def apply_invoice(
-    session: Session,
-    agency_id: str,
-    event: EventInfo,
-    invoice: Mapping[str, Any],
-) -> drift.InvoiceOutcome:
-    """Billing attention from an invoice as re-fetched now; an email per failed invoice."""
-    agency = session.get(Agency, agency_id, with_for_update=True)
-    assert agency is not None, agency_id
-    newer = session.scalar(
-        select(func.count())
-        .select_from(StripeEvent)
-        .where(
-            StripeEvent.agency_id == agency_id,
-            StripeEvent.type.in_(INVOICE_TYPES),
-            StripeEvent.status == StripeEventStatus.PROCESSED,
-            StripeEvent.created > event.created,
-            StripeEvent.id != event.id,
-        )
-    )
-    outcome = drift.decide_invoice(event.type, str(invoice.get("status")), bool(newer))
-    agency.billing_attention = drift.attention_after_invoice(agency.billing_attention, outcome)
-    if outcome == drift.InvoiceOutcome.FLAG and not _told_since(session, agency_id, invoice):
-        outbox.notify(
-            session,
-            NotificationKind.PAYMENT_FAILED,
-            f"payment_failed:{agency_id}:invoice:{invoice['id']}",
-            agency_id,
-            payload={
-                key: invoice.get(key)
-                for key in ("amount_due", "currency", "hosted_invoice_url", "next_payment_attempt")
-                if invoice.get(key) is not None
-            }
-            | {"cause": f"invoice:{invoice['id']}"},
-        )
-    return outcome
-
-
-def _told_since(session: Session, agency_id: str, invoice: Mapping[str, Any]) -> bool:
-    """The billing worker already emailed about this decline (it charged the invoice itself
-    and keys its email by day, not by invoice): one email per decline, not two."""
-    created = datetime.fromtimestamp(int(invoice.get("created") or 0), UTC)
-    found = session.scalar(
-        select(func.count())
-        .select_from(Notification)
-        .where(
-            Notification.agency_id == agency_id,
-            Notification.kind == NotificationKind.PAYMENT_FAILED,
-            Notification.created_at >= created,
-            # Not ours (`…:invoice:in_…`); the worker keys by day (`…:invoice:<date>:<n>`).
-            ~Notification.dedupe_key.like(f"payment_failed:{agency_id}:invoice:in%"),
-        )
-    )
-    return bool(found)
 
 
 # ---- reconcile ---------------------------------------------------------------------------
@@ -423,3 +242,123 @@ def clear_reconcile_requests(
     session.execute(
         query.values(reconcile_requested_at=None).execution_options(synchronize_session=False)
     )
+
+
+# ---- healing one agency, and the comparison sweep -------------------------------------------
+
+
+def heal_agency(
+    rt: Runtime, gateway: StripeGateway, agency_id: str, cause: str, actor: str
+) -> Applied | None:
+    """Compare one agency with its subscription as Stripe holds it now, and heal.
+
+    None when there is no subscription to compare yet (the billing worker
+    provisions or links it first: a sync is requested).
+    """
+    with agency_lock(rt.redis, agency_id, rt.config.billing_lock_seconds):
+        subscription_id, _status = rt.transaction(lambda s: subscription_of(s, agency_id))
+        if subscription_id is None:
+            request_sync(rt, agency_id)
+            return None
+        snapshot = gateway.get_subscription(subscription_id)
+        applied = rt.transaction(lambda s: apply_subscription(s, agency_id, snapshot, cause, actor))
+    if applied.adopted:
+        log.info("agency %s: Stripe quantities adopted %s (%s)", agency_id, applied.adopted, cause)
+    return applied
+
+
+def request_sync(rt: Runtime, agency_id: str) -> None:
+    """Ask the billing worker to converge this agency (through the after-commit dispatcher)."""
+    rt.after_commit(OutboxTouched(billing_agency_ids={agency_id}))
+
+
+def describe(applied: Applied | None) -> str:
+    if applied is None:
+        return "no subscription yet: billing sync enqueued"
+    parts = [f"status {applied.status}"]
+    if applied.adopted:
+        parts.append(f"adopted {applied.adopted}")
+    if applied.confirmed:
+        parts.append(f"confirmed {applied.confirmed}")
+    if applied.sync:
+        parts.append("local change pending: billing sync enqueued")
+    if applied.over_capacity:
+        parts.append(f"over capacity {applied.over_capacity}")
+    return "; ".join(parts)
+
+
+@dataclass
+class Report:
+    """What one comparison with Stripe saw and did (the reconcile job's result)."""
+
+    agencies: int = 0
+    in_agreement: int = 0
+    healed: int = 0
+    adopted: dict[str, dict[str, int]] = field(default_factory=dict)
+    syncs_enqueued: int = 0
+    missing_in_stripe: list[str] = field(default_factory=list)
+    events_recovered: int = 0
+    stripe_calls: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def compare_with_stripe(
+    rt: Runtime, gateway: StripeGateway, agency_ids: Iterable[str] | None = None
+) -> Report:
+    """Every agency (or the named ones) against Stripe: one list call per hundred agencies;
+    only an agency that disagrees costs more (a fresh retrieve under its lock)."""
+    started_at, clock, calls_before = utcnow(), time.monotonic(), gateway.calls
+    report = Report()
+    wanted = list(agency_ids) if agency_ids is not None else None
+    local = rt.transaction(lambda s: agencies_for_reconcile(s, wanted))
+    report.agencies = len(local)
+    # Named agencies: their own subscriptions, fetched under their locks below.
+    listed = gateway.all_subscriptions() if wanted is None else iter(())
+    remote = {snap.id: snap for snap in listed}
+    for agency in local:
+        if agency.subscription_id is None or agency.billing_status == BillingStatus.PROVISIONING:
+            request_sync(rt, agency.id)  # provision or link first
+            report.syncs_enqueued += 1
+            continue
+        if agency.pending:
+            request_sync(rt, agency.id)  # the sync wins: it sets Stripe absolutely
+            report.syncs_enqueued += 1
+            continue
+        snapshot = remote.get(agency.subscription_id)
+        if wanted is None and snapshot is None:
+            report.missing_in_stripe.append(agency.id)
+            continue
+        if snapshot is not None and agrees(agency, snapshot):
+            report.in_agreement += 1
+            continue
+        # Differs (or not listed): heal with a fresh look under the billing lock, since a
+        # sync may have changed Stripe since the list was read.
+        applied = heal_agency(rt, gateway, agency.id, cause="reconcile", actor="reconcile")
+        if applied is None or applied.sync:
+            report.syncs_enqueued += 1
+        elif applied.changed or applied.status != agency.billing_status:
+            report.healed += 1
+        else:
+            report.in_agreement += 1
+        if applied is not None and applied.adopted:
+            report.adopted[agency.id] = applied.adopted
+    rt.transaction(lambda s: clear_reconcile_requests(s, wanted, started_at))
+    report.stripe_calls = gateway.calls - calls_before
+    report.seconds = round(time.monotonic() - clock, 3)
+    return report
+
+
+def agrees(agency: LocalAgency, snapshot: SubscriptionSnapshot) -> bool:
+    """Nothing to do: quantities, billed counts, status and trial end all match Stripe."""
+    if agency.pending:
+        return False  # a local change waits: the billing worker must run
+    for seat, purchased in agency.purchased.items():
+        quantity = snapshot.quantity(seat)
+        if quantity != purchased or agency.billed.get(seat) != quantity:
+            return False
+    if status_from_stripe(snapshot.status) != agency.billing_status:
+        return False
+    return snapshot.trial_end is None or snapshot.trial_end == agency.trial_ends_at

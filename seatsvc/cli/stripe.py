@@ -10,8 +10,11 @@ import json
 
 import click
 
-from webhooks import store
-from workers import billing, context, reconcile, stripe_events
+from seatsvc.billing.reconcile import compare_with_stripe
+from seatsvc.cli.common import app_runtime
+from webhooks import events
+from webhooks.recovery import recover_missed_events
+from workers import context, stripe_events
 
 
 @click.group("stripe")
@@ -26,13 +29,11 @@ def reconcile_now(agency_id: str | None, every: bool) -> None:
     """Compare the ledger with Stripe now and heal what disagrees."""
     if bool(agency_id) == every:
         raise click.UsageError("name one AGENCY_ID or pass --all")
-    runtime = context.runtime()
-    report = reconcile.sweep(
-        runtime,
-        billing.gateway(runtime),
-        agency_ids=None if every else [str(agency_id)],
-        recover_events=every,
-    )
+    runtime = app_runtime()
+    gateway = context.gateway(runtime)
+    recovered = recover_missed_events(runtime, gateway) if every else 0
+    report = compare_with_stripe(runtime, gateway, agency_ids=None if every else [str(agency_id)])
+    report.events_recovered = recovered
     click.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True))
 
 
@@ -49,9 +50,8 @@ def reprocess(event_ids: tuple[str, ...], event_type: str | None, failed: bool) 
     """Run stored events through their handlers again, oldest first (safe to repeat)."""
     if not (event_ids or event_type or failed):
         raise click.UsageError("pass --id, --type or --failed")
-    runtime = context.runtime()
-    selected = runtime.transaction(
-        lambda s: store.select_for_reprocess(s, event_ids, event_type, failed)
+    selected = app_runtime().transaction(
+        lambda s: events.select_for_reprocess(s, event_ids, event_type, failed)
     )
     missing = set(event_ids) - set(selected)
     for event_id in sorted(missing):

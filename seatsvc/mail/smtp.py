@@ -14,20 +14,15 @@ in worker logs and on the RQ dashboard, and those must not list clinicians.
 
 from __future__ import annotations
 
-import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from seatsvc.redaction import redact
+
 DEFAULT_TIMEOUT = 30.0
-_ADDRESS = re.compile(r"<?[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+>?")
-
-
-def redact(text: str) -> str:
-    """The text with every email address replaced: safe for logs and last_error."""
-    return _ADDRESS.sub("<address>", text)
 
 
 class DeliveryError(Exception):

@@ -65,7 +65,8 @@ def port_is_free(host: str, port: int) -> bool:
 
 
 def start_embedded_redis() -> str:
-    from fakeredis import TcpFakeServer
+    # Lazy: fakeredis is needed only when no Redis is configured.
+    from fakeredis import TcpFakeServer  # noqa: PLC0415
 
     port = free_port()
     server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
@@ -75,8 +76,9 @@ def start_embedded_redis() -> str:
 
 def start_stripe_emulator(webhook_url: str, webhook_secret: str | None) -> str:
     """The emulator, with the two prices and (given a secret) our webhook endpoint."""
-    from seatsvc.billing.catalog import ensure_prices
-    from stripe_emulator import StripeEmulator
+    # Lazy: the emulator runs only when no Stripe key is configured.
+    from seatsvc.billing.catalog import ensure_prices  # noqa: PLC0415
+    from stripe_emulator import StripeEmulator  # noqa: PLC0415
 
     emulator = StripeEmulator()
     port = EMULATOR_PORT if port_is_free("127.0.0.1", EMULATOR_PORT) else 0
@@ -97,7 +99,8 @@ def start_smtp_sink(smtp_url: str) -> bool:
     host, port = parts.hostname or "127.0.0.1", parts.port or 25
     if host not in ("127.0.0.1", "localhost") or not port_is_free(host, port):
         return False
-    from workers.smtp_sink import MailSink, start
+    # Lazy: aiosmtpd is loaded only when the sink is started.
+    from devtools.smtp_sink import MailSink, start  # noqa: PLC0415
 
     start(MailSink(PROJECT_ROOT / "instance" / "mail"), host, port)
     return True

@@ -1,19 +1,16 @@
-"""Operate the notifier by hand: `python -m workers.cli drain|failed|retry ID`.
-
-`notifications` is a click group; the app's `flask` CLI can mount it too
-(`app.cli.add_command(workers.cli.notifications)` → `flask notifications drain`).
-"""
+"""Operate the notifier by hand: `flask notifications drain|failed|retry ID`."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import click
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
+from seatsvc.cli.common import app_runtime
+from seatsvc.enqueue import enqueue_notifications
 from seatsvc.models import Notification
 from seatsvc.types import NotificationStatus
-from workers import context, dispatch
+from workers.notifier import requeue_due_notifications
 
 
 @click.group("notifications")
@@ -30,44 +27,46 @@ def notifications() -> None:
 )
 def drain(older_than: int) -> None:
     """Enqueue every pending notification (and those claimed by a dead worker)."""
-    queued = dispatch.sweep(context.runtime(), timedelta(seconds=older_than))
+    app_runtime()
+    queued = requeue_due_notifications(older_than)
     click.echo(f"{queued} notification(s) queued")
 
 
 @notifications.command("failed")
 def failed() -> None:
     """List notifications that failed for good, with the reason."""
-    with context.runtime().db.session() as session:
-        rows = session.scalars(
-            select(Notification)
-            .where(Notification.status == NotificationStatus.FAILED)
-            .order_by(Notification.id)
-        )
-        for row in rows:
-            click.echo(f"{row.id}\t{row.kind}\t{row.agency_id}\t{row.attempts}\t{row.last_error}")
+    rows = app_runtime().transaction(
+        lambda s: [
+            f"{row.id}\t{row.kind}\t{row.agency_id}\t{row.attempts}\t{row.last_error}"
+            for row in s.scalars(
+                select(Notification)
+                .where(Notification.status == NotificationStatus.FAILED)
+                .order_by(Notification.id)
+            )
+        ]
+    )
+    for line in rows:
+        click.echo(line)
 
 
 @notifications.command("retry")
 @click.argument("notification_id", type=int)
 def retry(notification_id: int) -> None:
     """Send a failed (or skipped) notification again, e.g. after an address was fixed."""
-    runtime = context.runtime()
-    with runtime.db.session() as session, session.begin():
-        changed = session.execute(
+    runtime = app_runtime()
+
+    def reopen(session: Session) -> int:
+        result = session.execute(
             update(Notification)
             .where(
                 Notification.id == notification_id,
                 Notification.status.in_([NotificationStatus.FAILED, NotificationStatus.SKIPPED]),
             )
             .values(status=NotificationStatus.PENDING, attempts=0, claimed_at=None)
-        ).rowcount  # type: ignore[attr-defined]
-    if not changed:
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    if not runtime.transaction(reopen):
         raise click.ClickException("no failed or skipped notification with that id")
-    from workers import queues
-
-    dispatch.enqueue_notification(queues.queue(runtime.redis), notification_id, replace_ended=True)
+    enqueue_notifications(runtime.redis, [notification_id])
     click.echo(f"notification {notification_id} queued")
-
-
-if __name__ == "__main__":
-    notifications()

@@ -76,10 +76,6 @@ def decide(
     return [decide_seat(seat, local[seat], stripe.get(seat, 0), pending) for seat in sorted(local)]
 
 
-def needs_sync(drifts: list[SeatDrift]) -> bool:
-    return any(drift.action == DriftAction.SYNC for drift in drifts)
-
-
 def attention_after_seats(current: str | None, over_capacity: bool) -> str | None:
     """Over capacity flags the agency; it clears once every pool covers its members.
 

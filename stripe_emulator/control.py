@@ -123,16 +123,29 @@ class ControlAPI:
             status = body.get("status", 500)
             if status not in ("timeout",) and not str(status).isdigit():
                 raise ValueError('status must be an HTTP code or "timeout"')
+            known = {
+                "status", "count", "path_prefix", "path", "method", "execute", "seconds",
+                "mode", "probability", "for_seconds", "seed",
+            }  # fmt: skip
+            unknown = set(body) - known
+            if unknown:
+                raise ValueError(f"unknown failure field(s) {sorted(unknown)}")
+            count = body.get("count")
+            for_seconds = body.get("for_seconds")
             self.emu.fail_next(
                 status=status,
-                count=int(body.get("count", 1)),
+                count=None if count is None else int(count),
                 path_prefix=str(body.get("path_prefix", "")),
                 method=str(body.get("method", "")),
                 execute=bool(body.get("execute", False)),
                 seconds=body.get("seconds"),
+                mode=body.get("mode"),
+                path=str(body.get("path", "")),
+                probability=float(body.get("probability", 1.0)),
+                for_seconds=None if for_seconds is None else float(for_seconds),
+                seed=body.get("seed"),
             )
-        with self.emu.store.mutex:
-            return [dict(vars(r)) for r in self.emu.store.failures if r.count > 0]
+        return self.emu.failures()
 
     def requests(self, request: Request, body: Body) -> Any:
         if request.method == "DELETE":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import stripe
@@ -14,9 +15,10 @@ from stripe_emulator.clock import Clock
 from stripe_emulator.context import Ctx
 from stripe_emulator.control import ControlAPI
 from stripe_emulator.events import EventBus, WebhookDispatcher
+from stripe_emulator.faults import FailureRule
 from stripe_emulator.render import render
 from stripe_emulator.server import StripeApp
-from stripe_emulator.store import FailureRule, Store
+from stripe_emulator.store import Store
 from stripe_emulator.wire import JSONDict
 
 log = logging.getLogger("stripe_emulator")
@@ -152,21 +154,56 @@ class StripeEmulator:
     def fail_next(
         self,
         status: int | str = 500,
-        count: int = 1,
+        count: int | None = None,
         path_prefix: str = "",
         method: str = "",
         execute: bool = False,
         seconds: float | None = None,
-    ) -> None:
-        """Make the next `count` matching Stripe calls fail with `status` (500, 429, ...)
-        or "timeout" (hold `seconds`, then drop the connection). With `execute=True` the
-        call is carried out first and only its answer is lost."""
-        if status != "timeout":
-            status = int(status)
+        *,
+        mode: str | list[str] | None = None,
+        path: str = "",
+        probability: float = 1.0,
+        for_seconds: float | None = None,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        """Arm a failure for matching Stripe calls (see faults.py for what Stripe saves).
+
+        `mode`: "error_before" (status, default 500, before any write; saved under the
+        idempotency key), "error_after" (the write is applied, the client gets the error;
+        saved), "lost_answer" (applied, success saved, connection dropped after `seconds`),
+        "timeout" (hold `seconds`, default timeout_seconds, then drop; nothing applied or
+        saved), "lock_timeout" / "rate_limit" (429, not saved); a list picks one at random
+        per hit. Without `mode` the legacy form applies: `status` 500/4xx → error_before
+        (error_after with `execute=True`), 429 → rate_limit, "timeout" → timeout
+        (lost_answer with `execute=True`).
+        Targets: `method`, and `path` (exact) or `path_prefix`. Each matching call is hit
+        with `probability`; the rule is spent after `count` hits (default 1, or unlimited
+        with `for_seconds`) or `for_seconds` of real time. `seed` makes the dice repeatable.
+        """
+        modes = [mode] if isinstance(mode, str) else list(mode or [])
+        if count is None:
+            count = None if for_seconds is not None else 1
+        rule = FailureRule(
+            status=status,
+            count=count,
+            path_prefix=path_prefix,
+            method=method,
+            execute=execute,
+            seconds=seconds,
+            modes=modes,
+            path=path,
+            probability=float(probability),
+            until=None if for_seconds is None else time.time() + float(for_seconds),
+            seed=seed,
+        )
         with self.store.mutex:
-            self.store.failures.append(
-                FailureRule(status, int(count), path_prefix, method, execute, seconds)
-            )
+            self.store.failures.append(rule)
+        return rule.as_dict()
+
+    def failures(self) -> list[dict[str, Any]]:
+        """The armed rules that can still hit."""
+        with self.store.mutex:
+            return [r.as_dict() for r in self.store.failures if not r.spent]
 
     def clear_failures(self) -> None:
         with self.store.mutex:

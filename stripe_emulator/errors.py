@@ -150,11 +150,28 @@ def rate_limited(message: str) -> StripeError:
 
 
 def idempotency_mismatch(key: str) -> StripeError:
+    # Stripe's wording, as its SDK users report it (e.g. stripe-ruby users' logs):
+    # "Keys for idempotent requests can only be used with the same parameters they were
+    # first used with. Try using a key other than '<key>' if you meant to execute a
+    # different request."
     return StripeError(
         400,
         "Keys for idempotent requests can only be used with the same parameters they were "
         f"first used with. Try using a key other than '{key}' if you meant to execute a "
         "different request.",
+        type_="idempotency_error",
+        saved_by_idempotency=False,
+    )
+
+
+def idempotency_endpoint_mismatch(key: str, path: str, first_path: str) -> StripeError:
+    # The same key on another endpoint (quoted in stripe/stripe-ruby#598): "... can only be
+    # used for the same endpoint they were first used for ('<new>' vs '<first>') ..."
+    return StripeError(
+        400,
+        "Keys for idempotent requests can only be used for the same endpoint they were first "
+        f"used for ('{path}' vs '{first_path}'). Try using a key other than '{key}' if you "
+        "meant to execute a different request.",
         type_="idempotency_error",
         saved_by_idempotency=False,
     )
@@ -194,3 +211,27 @@ def auth_invalid(key: str) -> StripeError:
 
 def api_error(message: str = "An unknown error occurred") -> StripeError:
     return StripeError(500, message, type_="api_error", saved_by_idempotency=False)
+
+
+def injected(status: int) -> StripeError:
+    """An injected failure once the endpoint ran: Stripe's 5xx body is a bare `api_error`;
+    it is saved under the idempotency key like any result (see faults.py)."""
+    if status >= 500:
+        return StripeError(status, "An unknown error occurred", type_="api_error")
+    return StripeError(status, "Injected failure (stripe emulator).", type_="api_error")
+
+
+def duplicate_price(price_id: str, creating: bool) -> StripeError:
+    """A subscription cannot hold two items with the same price (DESIGN.md). Adding one:
+    Stripe answered "Cannot add multiple subscription items with the same plan: <id>"
+    (param `plan`) in the Plans era (stripe-archive/submigrate#1); with Prices the same
+    sentence says "price". Creating one: a recorded live answer reads "Cannot create a
+    Subscription with multiple Subscription Items with the same Price: <id>" (param `plan`)."""
+    if creating:
+        message = (
+            "Cannot create a Subscription with multiple Subscription Items with the same "
+            f"Price: {price_id}"
+        )
+    else:
+        message = f"Cannot add multiple subscription items with the same price: {price_id}"
+    return StripeError(400, message, param="plan")

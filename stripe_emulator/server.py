@@ -9,17 +9,18 @@ import logging
 import socket
 import time
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from stripe_emulator import errors, routes_billing, routes_core, validation
+from stripe_emulator import errors, faults, routes_billing, routes_core, validation
 from stripe_emulator.api import Route
 from stripe_emulator.context import Ctx
+from stripe_emulator.faults import Hit
 from stripe_emulator.shapes_billing import API_VERSION
-from stripe_emulator.store import FailureRule, IdempotencyRecord
+from stripe_emulator.store import IdempotencyRecord
 from stripe_emulator.wire import JSONDict, new_id, parse_form
 
 if TYPE_CHECKING:
@@ -36,6 +37,22 @@ _URL_MAP = Map(
 
 class _Drop(ConnectionResetError):
     """Raised to make werkzeug drop the connection without an answer."""
+
+
+class _LoseAnswer(Exception):
+    """Raised inside the dispatch to have the connection dropped after `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+def _error_headers(failure: errors.StripeError, saved: bool) -> dict[str, str]:
+    # stripe-python expects a saved 5xx to say Stripe-Should-Retry: false, "since our
+    # idempotency framework would typically replay it anyway" (_http_client._should_retry).
+    if saved and failure.status >= 500:
+        return {**failure.headers, "Stripe-Should-Retry": "false"}
+    return dict(failure.headers)
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -112,20 +129,13 @@ class StripeApp:
         try:
             if store.config.latency > 0:
                 time.sleep(store.config.latency)
-            rule = store.take_failure(request.method, request.path)
-            if rule is not None and not rule.execute:
-                entry["injected"] = str(rule.status)
-                return self._inject(rule, entry, environ, headers)
             status, body, extra = self._dispatch(request, params, request_id, idem_key, entry)
             headers.update(extra)
-            if rule is not None:
-                entry["injected"] = str(rule.status)
-                return self._inject(rule, entry, environ, headers)
         except errors.StripeError as exc:
             status, body = exc.status, exc.body(request_id)
             headers.update(exc.headers)
-        except _Drop:
-            raise
+        except _LoseAnswer as lost:
+            self._drop(environ, entry, lost.seconds)
         except Exception:
             log.error(
                 "emulator failure on %s %s\n%s",
@@ -139,34 +149,49 @@ class StripeApp:
         entry["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
         return json_response(status, body, headers)
 
-    def _inject(
-        self, rule: FailureRule, entry: JSONDict, environ: dict[str, Any], headers: dict[str, str]
-    ) -> Response:
-        if rule.status == "timeout":
-            time.sleep(
-                rule.seconds if rule.seconds is not None else self.store.config.timeout_seconds
-            )
-            entry["status"] = "dropped"
-            sock = environ.get("werkzeug.socket")
-            if isinstance(sock, socket.socket):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-            raise _Drop("emulator dropped the connection (injected timeout)")
-        status = int(rule.status)
-        if status == 429:
-            exc = errors.rate_limited(
-                "Request rate limit exceeded. Learn more about rate limits here "
-                "https://stripe.com/docs/rate-limits."
-            )
-        else:
-            exc = errors.StripeError(
-                status,
-                "Injected failure (stripe emulator).",
-                type_="api_error",
-                saved_by_idempotency=False,
-            )
-        entry["status"] = status
-        return json_response(status, exc.body(entry["id"]), headers)
+    def _drop(self, environ: dict[str, Any], entry: JSONDict, seconds: float) -> NoReturn:
+        """Hold the request, then close the socket: the client sees a network error."""
+        time.sleep(seconds)
+        entry["status"] = "dropped"
+        sock = environ.get("werkzeug.socket")
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        raise _Drop("emulator dropped the connection (injected failure)")
+
+    def _fail_unsaved(self, hit: Hit) -> None:
+        """Failures that never reach an endpoint: nothing applied, nothing saved."""
+        if hit.mode == faults.TIMEOUT:
+            wait = self.store.config.timeout_seconds if hit.seconds is None else hit.seconds
+            raise _LoseAnswer(wait)
+        if hit.mode == faults.LOCK_TIMEOUT:
+            raise errors.lock_timeout()
+        raise errors.rate_limited(
+            "Request rate limit exceeded. Learn more about rate limits here "
+            "https://stripe.com/docs/rate-limits."
+        )
+
+    def _run(
+        self,
+        route: Route,
+        params: JSONDict,
+        kwargs: Any,
+        request_id: str,
+        idem_key: str | None,
+        hit: Hit | None,
+        saved: bool,
+    ) -> tuple[int, JSONDict, dict[str, str]]:
+        """The endpoint, with an injected failure around it when one hit this call."""
+        if hit is not None and not hit.runs_endpoint:
+            if hit.mode != faults.ERROR_BEFORE:
+                self._fail_unsaved(hit)
+            failure = errors.injected(hit.status)
+            return failure.status, failure.body(request_id), _error_headers(failure, saved)
+        status, body, extra = self._execute(route, params, kwargs, request_id, idem_key)
+        if hit is not None and hit.mode == faults.ERROR_AFTER:
+            failure = errors.injected(hit.status)  # the write above stays applied
+            return failure.status, failure.body(request_id), _error_headers(failure, saved)
+        return status, body, extra
 
     def _dispatch(
         self,
@@ -191,12 +216,18 @@ class StripeApp:
                 "Idempotency-Key must be at most 255 characters long.", param="Idempotency-Key"
             )
         scoped = f"{api_key}:{idem_key}"
+        # Stripe "compares incoming parameters to those of the original request"; the
+        # endpoint is checked apart, with its own message.
         fingerprint = (request.method, request.path, json.dumps(params, sort_keys=True))
         if use_idem:
             with store.mutex:
-                store.prune_idempotency()
+                store.prune_idempotency()  # keys live idempotency_ttl of emulated time
                 record = store.idempotency.get(scoped)
                 if record is not None:
+                    if record.fingerprint[:2] != fingerprint[:2]:
+                        raise errors.idempotency_endpoint_mismatch(
+                            str(idem_key), request.path, record.fingerprint[1]
+                        )
                     if record.fingerprint != fingerprint:
                         raise errors.idempotency_mismatch(str(idem_key))
                     entry["replayed"] = True
@@ -205,8 +236,14 @@ class StripeApp:
                 if scoped in store.inflight_keys:
                     raise errors.idempotency_in_use(str(idem_key))
                 store.inflight_keys.add(scoped)
+        # Injected failures hit calls that passed auth and validation and are not replays.
+        hit = store.take_failure(request.method, request.path)
+        if hit is not None:
+            entry["injected"] = hit.mode
         try:
-            status, body, extra = self._execute(route, params, kwargs, request_id, idem_key)
+            status, body, extra = self._run(
+                route, params, kwargs, request_id, idem_key, hit, use_idem
+            )
         finally:
             if use_idem:
                 with store.mutex:
@@ -221,6 +258,8 @@ class StripeApp:
                     store.clock.now_float(),
                     request_id,
                 )
+        if hit is not None and hit.mode == faults.LOST_ANSWER:
+            raise _LoseAnswer(hit.seconds or 0.0)  # applied and saved; the answer is lost
         return status, body, extra
 
     def _execute(

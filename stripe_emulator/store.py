@@ -13,6 +13,7 @@ from typing import Any
 
 from stripe_emulator import errors
 from stripe_emulator.clock import Clock
+from stripe_emulator.faults import FailureRule, Hit
 from stripe_emulator.wire import JSONDict, as_int, as_list, public
 
 PREFIX_TO_KIND = {
@@ -78,23 +79,6 @@ class IdempotencyRecord:
     headers: dict[str, str]
     created: float
     request_id: str
-
-
-@dataclass
-class FailureRule:
-    status: int | str  # 500, 429, ... or "timeout"
-    count: int
-    path_prefix: str = ""
-    method: str = ""
-    execute: bool = False  # run the request, then fail/drop the answer anyway
-    seconds: float | None = None  # for "timeout": how long to hold the request
-
-    def matches(self, method: str, path: str) -> bool:
-        return (
-            self.count > 0
-            and path.startswith(self.path_prefix)
-            and (not self.method or self.method.upper() == method.upper())
-        )
 
 
 class Store:
@@ -229,13 +213,15 @@ class Store:
                 del self.idempotency[key]
 
     # -- failure injection -----------------------------------------------------------
-    def take_failure(self, method: str, path: str) -> FailureRule | None:
+    def take_failure(self, method: str, path: str) -> Hit | None:
+        """The first armed rule that matches and whose dice say so hits this call."""
         with self.mutex:
+            self.failures = [r for r in self.failures if not r.spent]
             for rule in self.failures:
                 if rule.matches(method, path):
-                    rule.count -= 1
-                    return rule
-            self.failures = [r for r in self.failures if r.count > 0]
+                    mode = rule.roll()
+                    if mode is not None:
+                        return Hit(mode, rule.error_status, rule.seconds)
             return None
 
 

@@ -72,19 +72,33 @@ def plan_items(ctx: Ctx, sub: JSONDict, items_param: Any) -> list[PlannedItem]:
         if not price_id:
             raise errors.missing_parameter(f"items[{i}][price]")
         price = _recurring_price(ctx, price_id, f"items[{i}][price]")
-        existing = {store.objects[x]["price"] for x in sub["_item_ids"]}
-        if price["id"] in existing:
-            raise errors.invalid_request(
-                f"Cannot add multiple subscription items with the same plan: {price['id']}",
-                param=f"items[{i}][price]",
-            )
         qty = _quantity(entry.get("quantity"), 1, f"items[{i}][quantity]")
         plans.append(
             PlannedItem(
                 new_id("si", 14), None, 0, price, qty, is_new=True, metadata=entry.get("metadata")
             )
         )
+    _refuse_duplicate_prices(ctx, sub, plans)
     return plans
+
+
+def _refuse_duplicate_prices(ctx: Ctx, sub: JSONDict, plans: list[PlannedItem]) -> None:
+    """Refuse, before anything changes, a request that would leave two items with one price
+    (items kept as they are, changed by id, or added). Updating an item by id with its own
+    price is fine, and so is replacing an item that is deleted in the same request."""
+    planned = {p.item_id: p for p in plans}
+    held: list[str] = []
+    for item_id in sub["_item_ids"]:
+        if item_id not in planned:
+            held.append(str(ctx.store.objects[item_id]["price"]))
+    for plan in plans:
+        if plan.new_price is not None and not plan.deleted:
+            held.append(str(plan.new_price["id"]))
+    seen: set[str] = set()
+    for price_id in held:
+        if price_id in seen:
+            raise errors.duplicate_price(price_id, creating=ctx.store.find(sub["id"]) is None)
+        seen.add(price_id)
 
 
 def apply_items(ctx: Ctx, sub: JSONDict, plans: list[PlannedItem]) -> None:

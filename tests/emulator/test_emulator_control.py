@@ -89,18 +89,19 @@ def test_injected_500_and_429(client: stripe.StripeClient, raw: Raw) -> None:
     assert raw.control("GET", "failures") == []
 
 
-def test_sdk_retries_an_injected_500_with_its_idempotency_key(
-    emulator: StripeEmulator, raw: Raw
-) -> None:
+def test_sdk_does_not_retry_a_saved_500(emulator: StripeEmulator, raw: Raw) -> None:
+    """Stripe saves a 500 under the request's key and says Stripe-Should-Retry: false, so
+    the SDK's own retries (same key) stop at once; the write that ran is not repeated."""
     retrying = emulator.client(API_KEY, max_network_retries=2)
     emulator.fail_next(500, count=1, path_prefix="/v1/customers", execute=True)
-    customer = retrying.v1.customers.create(params={"email": "retry@example.com"})
+    with pytest.raises(stripe.APIError) as info:
+        retrying.v1.customers.create(params={"email": "retry@example.com"})
+    assert info.value.headers is not None
+    assert info.value.headers["stripe-should-retry"] == "false"
     posts = emulator.requests("/v1/customers", "POST")
-    assert [p["status"] for p in posts] == [500, 200]
-    assert posts[0]["idempotency_key"] == posts[1]["idempotency_key"]
-    assert posts[1]["replayed"] is True  # the first call ran; the retry got its answer
+    assert [(p["status"], p["injected"]) for p in posts] == [(500, "error_after")]
     listed = raw.call("GET", "/v1/customers", params={"email": "retry@example.com"}).json()
-    assert [c["id"] for c in listed["data"]] == [customer.id]
+    assert len(listed["data"]) == 1  # applied once, though the client saw a 500
 
 
 def test_injected_timeout_drops_the_connection(emulator: StripeEmulator) -> None:

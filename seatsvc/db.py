@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, MetaData, Select, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -90,6 +92,21 @@ def for_update(query: SelectT) -> SelectT:
     the lock was granted, and a decision would be taken on stale data.
     """
     return query.with_for_update().execution_options(populate_existing=True)
+
+
+def insert_once(session: Session, model: type[Base], values: dict[str, Any], key: str) -> Any:
+    """INSERT … ON CONFLICT (key) DO NOTHING: the new row's primary key, or None if a row
+    with that key exists. Concurrent inserts of one key store one row without a
+    unique-key error (and without retrying the transaction)."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    primary_key = model.__mapper__.primary_key[0]
+    return session.execute(
+        insert(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[key])
+        .returning(primary_key)
+    ).scalar_one_or_none()
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -9,11 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from seatsvc.db import insert_once
 from seatsvc.models import StripeEvent, utcnow
 from seatsvc.types import StripeEventStatus
 
@@ -47,14 +46,7 @@ def insert_event(session: Session, event: Mapping[str, Any], status: StripeEvent
         "status": status.value,
         "attempts": 0,
     }
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stored = session.execute(
-        insert(StripeEvent)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["id"])
-        .returning(StripeEvent.id)
-    ).scalar_one_or_none()
-    return stored is not None
+    return insert_once(session, StripeEvent, values, "id") is not None
 
 
 def start_attempt(session: Session, event_id: str, force: bool) -> EventInfo | None:

@@ -12,11 +12,9 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from seatsvc.db import for_update
+from seatsvc.db import for_update, insert_once
 from seatsvc.models import BillingOutbox, Notification, utcnow
 from seatsvc.types import NotificationKind, NotificationStatus, OutboxStatus
 
@@ -91,13 +89,7 @@ def notify(
         "payload": payload or {},
         "created_at": utcnow(),
     }
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    created = session.execute(
-        insert(Notification)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(Notification.id)
-    ).scalar_one_or_none()
+    created = insert_once(session, Notification, values, "dedupe_key")
     if created is not None:
         touched(session).notification_ids.add(created)
 

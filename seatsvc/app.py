@@ -7,7 +7,7 @@ from flask import Flask
 from seatsvc.api import agencies, health, members
 from seatsvc.api.auth import register_auth
 from seatsvc.api.errors import register_error_handlers
-from seatsvc.api.routing import IdConverter, SeatTypeConverter
+from seatsvc.api.routing import IdConverter, SeatTypeConverter, register_body_limit
 from seatsvc.config import Config
 from seatsvc.metrics import bp as metrics_bp
 from seatsvc.observability import bind_request_id, configure_logging, init_sentry
@@ -27,6 +27,10 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
         TESTING=config.testing,
         JSON_SORT_KEYS=False,
     )
+    # No redirects from routing (`/v1//agencies` or a missing trailing slash would get
+    # werkzeug's 308 with an HTML body): an unknown path is a plain JSON 404.
+    app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False
     app.url_map.converters["id"] = IdConverter
     app.url_map.converters["seat_type"] = SeatTypeConverter
     app.extensions["seatsvc"] = runtime = runtime or Runtime.build(config)
@@ -34,6 +38,7 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     configure_logging()
     init_sentry(config.sentry_dsn)
     bind_request_id(app)
+    register_body_limit(app)
     register_auth(app)
     register_error_handlers(app)
     for blueprint in (health.bp, agencies.bp, members.bp, openapi_bp, metrics_bp):

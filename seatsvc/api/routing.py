@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from marshmallow import Schema
 from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
 from werkzeug.routing import BaseConverter
@@ -100,6 +100,22 @@ def _json_body() -> Any:
         return request.get_json()
     except WerkzeugBadRequest as error:
         raise BadRequest("the body is not valid JSON") from error
+    except RecursionError as error:  # `[[[[…` thousands deep: the parser gives up
+        raise BadRequest("the body is nested too deeply") from error
+
+
+def register_body_limit(app: Flask) -> None:
+    """413 for any body over MAX_CONTENT_LENGTH, before any view runs.
+
+    Flask checks the limit only when a view reads the body, so a view that never
+    does (a seat request, a DELETE) would act on a 10 MB request. Reading it here
+    (bounded: werkzeug stops at the limit, also for a chunked body that has no
+    Content-Length) makes every endpoint refuse it before anything changes.
+    """
+
+    @app.before_request
+    def _enforce_body_limit() -> None:
+        request.get_data(cache=True)  # raises RequestEntityTooLarge (413) past the limit
 
 
 def config() -> Any:

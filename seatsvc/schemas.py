@@ -190,6 +190,9 @@ class MemberCreateSchema(RequestSchema):
 
 class MembersQuerySchema(RequestSchema):
     status = Text(validate=_one_of(MemberStatus))
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
+    # The `next` of the previous page, passed back as is.
+    before = Text(load_default=None, allow_none=True, validate=_id)
 
 
 class AcceptInviteSchema(RequestSchema):
@@ -245,7 +248,10 @@ class MemberSchema(Schema):
 
 
 class MemberListSchema(Schema):
+    """Oldest first, one page; `next` (null on the last page) goes back as `before`."""
+
     members = fields.List(fields.Nested(MemberSchema), required=True)
+    next = fields.String(allow_none=True, required=True)
 
 
 class SeatRequestResultSchema(Schema):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from seatsvc.services.invites import invite_token
 from tests import backends
 from tests.conftest import API_TOKEN, SECRET_KEY
 from tests.live_server import Call, LiveServer, Reply, burst, in_threads, send, start_gunicorn
+from tests.test_billing.conftest import postgres_only
 
 pytestmark = pytest.mark.slow
 
@@ -506,3 +508,35 @@ def test_mixed_seat_traffic_keeps_the_ledger_and_outbox_exact(live: Live) -> Non
         assert agency["seats"][seat_type]["used"] == live.holding(seat_type)
     assert live.count("notifications", "kind = 'seat_auto_added'") == seat_outcomes["auto_added"]
     assert live.count("notifications", "kind = 'member_blocked'") == seat_outcomes["blocked"]
+
+
+# --- BAA: of concurrent signatures the first wins, and every caller is told which --------
+
+
+def test_concurrent_baa_signatures_all_answer_the_one_recorded(live: Live) -> None:
+    """Without a row lock both signers read "unsigned" and each was told its own date."""
+    postgres_only(live.backend)
+    agencies = [f"baa-{n}" for n in range(6)]
+    live.setup(
+        [
+            Call("PUT", f"/v1/agencies/{agency}", {"name": "C", "admin_emails": ["a@c.example"]})
+            for agency in agencies
+        ],
+        status=(201,),
+    )
+    now = datetime.now(UTC).replace(microsecond=0)
+    calls = [
+        Call(
+            "POST",
+            f"/v1/agencies/{agency}/baa",
+            {"signed_at": (now - timedelta(hours=n)).isoformat()},
+        )
+        for agency in agencies
+        for n in range(8)
+    ]
+    replies = live.burst(calls)
+    for agency in agencies:
+        answered = {r.body["baa_signed_at"] for r in replies if r.call.path.split("/")[3] == agency}
+        assert all(r.status == 200 for r in replies), [r.body for r in replies if r.status != 200]
+        recorded = live.ok("GET", f"/v1/agencies/{agency}")["baa_signed_at"]
+        assert answered == {recorded}, (agency, answered, recorded)

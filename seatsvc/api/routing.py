@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from marshmallow import Schema
 from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
 
 from seatsvc.errors import BadRequest
@@ -109,13 +110,20 @@ def register_body_limit(app: Flask) -> None:
 
     Flask checks the limit only when a view reads the body, so a view that never
     does (a seat request, a DELETE) would act on a 10 MB request. Reading it here
-    (bounded: werkzeug stops at the limit, also for a chunked body that has no
-    Content-Length) makes every endpoint refuse it before anything changes.
+    (bounded) makes every endpoint refuse it before anything changes.
     """
 
     @app.before_request
     def _enforce_body_limit() -> None:
-        request.get_data(cache=True)  # raises RequestEntityTooLarge (413) past the limit
+        # A Content-Length over the limit: werkzeug raises 413 before reading anything.
+        body = request.get_data(cache=True)
+        limit = request.max_content_length
+        if limit is None or request.content_length is not None or len(body) < limit:
+            return
+        # A chunked body (no Content-Length) is read only up to the limit, silently: one
+        # more byte from the server's own stream tells a body at the limit from one over it.
+        if request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
 
 
 def config() -> Any:

@@ -99,6 +99,7 @@ class Email(fields.Email):
     """
 
     def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("validate", validate.Length(max=320))  # documents maxLength too
         super().__init__(**kwargs)
         # fields.Email's own regex goes: `deliverable_address` is stricter and says why.
         del self.validators[0]

@@ -19,7 +19,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from werkzeug.exceptions import Gone, TooManyRequests
+from werkzeug.exceptions import Gone, InternalServerError, TooManyRequests
 
 from seatsvc import create_app
 from seatsvc.config import Config
@@ -256,9 +256,14 @@ def test_any_http_exception_has_the_error_shape_and_its_headers(app: Flask, api:
     def slow_down() -> Any:
         raise TooManyRequests(retry_after=7)
 
+    def broken() -> Any:
+        raise InternalServerError()
+
     app.add_url_rule("/v1/test-gone", "gone", gone)
     app.add_url_rule("/v1/test-429", "slow_down", slow_down)
+    app.add_url_rule("/v1/test-500", "broken", broken)
     assert_error(api.call("GET", "/v1/test-gone"), 410, "gone")
+    assert_error(api.call("GET", "/v1/test-500"), 500, "internal_error")  # as API.md names it
     limited = api.call("GET", "/v1/test-429")
     assert_error(limited, 429, "too_many_requests")
     assert limited.headers["Retry-After"] == "7"

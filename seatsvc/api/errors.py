@@ -25,6 +25,7 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "bad_request",
     422: "validation_error",
+    500: "internal_error",
     503: "unavailable",
 }
 # What a 401 from the API asks for (RFC 6750); the ops dashboard sets its own Basic one.

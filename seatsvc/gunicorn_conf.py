@@ -9,7 +9,7 @@
   line never names the basic-auth user (`%(u)s`: the ops dashboard's login).
 - Request limits, set here on purpose (gunicorn's defaults, made explicit): past
   them gunicorn itself answers 400/414/431 with a small HTML page before the app
-  runs, so the proxy in front should enforce the same limits (README, "Deploying").
+  runs, so the proxy in front should enforce the same limits (README, "Configuration").
 
 Command-line flags (bind, workers, access log) still apply on top of this file.
 """

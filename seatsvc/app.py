@@ -8,7 +8,7 @@ from seatsvc.api import agencies, health, members
 from seatsvc.api import metrics as metrics_view
 from seatsvc.api.auth import register_auth
 from seatsvc.api.errors import register_error_handlers
-from seatsvc.api.routing import IdConverter, SeatTypeConverter
+from seatsvc.api.routing import IdConverter, SeatTypeConverter, register_body_limit
 from seatsvc.cli import register_cli
 from seatsvc.config import Config
 from seatsvc.enqueue import build_runtime
@@ -32,6 +32,10 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
         TESTING=config.testing,
         JSON_SORT_KEYS=False,
     )
+    # No redirects from routing (`/v1//agencies` or a missing trailing slash would get
+    # werkzeug's 308 with an HTML body): an unknown path is a plain JSON 404.
+    app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False
     app.url_map.converters["id"] = IdConverter
     app.url_map.converters["seat_type"] = SeatTypeConverter
     app.extensions["seatsvc"] = runtime = runtime or build_runtime(config)
@@ -39,6 +43,7 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     configure_logging()
     init_sentry(config.sentry_dsn)
     bind_request_id(app)
+    register_body_limit(app)
     register_auth(app)
     register_error_handlers(app)
     for blueprint in (

@@ -44,6 +44,8 @@ class DatabaseUnavailable(Exception):
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    # SQL parameters hold emails and tokens: keep them out of error messages and logs.
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _make_sqlite_engine(url, **kwargs)

@@ -5,7 +5,11 @@
   processes of an earlier run are removed at start (they would be counted
   again); when the variable is unset a fresh temporary directory is used. A
   worker that exits has its live gauges dropped (`child_exit`).
-- Logs: gunicorn's own (errors, access) as JSON lines like the app's.
+- Logs: gunicorn's own (errors, access) as JSON lines like the app's. The access
+  line never names the basic-auth user (`%(u)s`: the ops dashboard's login).
+- Request limits, set here on purpose (gunicorn's defaults, made explicit): past
+  them gunicorn itself answers 400/414/431 with a small HTML page before the app
+  runs, so the proxy in front should enforce the same limits (README, "Configuration").
 
 Command-line flags (bind, workers, access log) still apply on top of this file.
 """
@@ -32,6 +36,12 @@ def _logconfig() -> dict[str, Any]:
 
 
 logconfig_dict = _logconfig()
+# gunicorn's default format without `%(u)s` (the user of a basic-auth header).
+access_log_format = '%(h)s %(l)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms'
+
+limit_request_line = 4094  # bytes of "METHOD /path?query HTTP/1.1"; ids are <= 64 chars
+limit_request_fields = 100
+limit_request_field_size = 8190
 
 
 def on_starting(server: Any) -> None:

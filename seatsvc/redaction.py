@@ -12,7 +12,7 @@ from typing import Any
 
 # An address in any wrapping the API or an SMTP server may produce: `a@b.example`,
 # `<a@b.example>`, IP literals (`x@[127.0.0.1]`), non-ASCII local parts and domains.
-_EMAIL = re.compile(r"<?[^\s<>()\[\],;:\"'@]+@(?:\[[^\]\s]*\]|[^\s<>()\[\],;:\"'@]+)>?")
+_EMAIL = re.compile(r"<?[^\s<>()\[\],;:\"@]+@(?:\[[^\]\s]*\]|[^\s<>()\[\],;:\"'@]+)>?")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 # Stripe secrets: sk_/rk_ API keys and whsec_ webhook signing secrets.
 _STRIPE_SECRET = re.compile(r"\b(?:sk|rk|whsec)_[A-Za-z0-9_]+")

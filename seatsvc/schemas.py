@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC
+from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
@@ -28,15 +30,53 @@ _stripe_id = validate.Regexp(STRIPE_ID_PATTERN, error="not a Stripe id")
 _no_control_chars = validate.Regexp(
     r"^[^\x00-\x1f\x7f]*$", error="control characters are not allowed"
 )
+# NUL cannot be stored (PostgreSQL) and a lone surrogate cannot even be encoded (UTF-8):
+# either would fail deep in a flush or a hash, so every request string is checked here.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def is_storable_text(value: str) -> bool:
+    return _UNSTORABLE.search(value) is None
+
+
+def check_storable_text(value: str) -> None:
+    """Raise a ValidationError for a string no database column or encoder can take."""
+    if not is_storable_text(value):
+        raise ValidationError("NUL characters and lone surrogates are not allowed")
 
 
 def _one_of(enum: type[SeatType | MemberStatus | MemberSource]) -> validate.OneOf:
     return validate.OneOf([member.value for member in enum])
 
 
-def strict_boolean(**kwargs: object) -> fields.Boolean:
-    """JSON true/false only: "yes" or 1 is a caller's bug, not a yes."""
-    return fields.Boolean(truthy={True}, falsy={False}, **kwargs)  # type: ignore[arg-type]
+class Text(fields.String):
+    """A request string: JSON string only, never NUL nor a lone surrogate."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        check_storable_text(text)
+        return text
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON true/false only: "yes", 1 or 0 is a caller's bug, not a yes or a no.
+
+    marshmallow's truthy/falsy sets cannot say this: `1 in {True}` holds in Python.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if type(value) is not bool:
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+def strict_boolean(**kwargs: Any) -> fields.Boolean:
+    return StrictBoolean(**kwargs)
+
+
+def strict_integer(**kwargs: Any) -> fields.Integer:
+    """A JSON integer: not true, 1.0 nor "3" (marshmallow's strict mode refuses those)."""
+    return fields.Integer(strict=True, **kwargs)
 
 
 class RequestSchema(Schema):
@@ -44,19 +84,69 @@ class RequestSchema(Schema):
         unknown = RAISE
 
 
+# RFC 5321 dot-atom local part, ASCII only: smtplib cannot send a non-ASCII local part
+# (no SMTPUTF8), and the log redaction (`seatsvc.observability`) matches this alphabet.
+_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
 class Email(fields.Email):
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(validate=validate.Length(max=320), **kwargs)  # type: ignore[arg-type]
+    """An address the notifier can always deliver and the log redaction always catches.
+
+    `local@host.example`: an ASCII dot-atom local part (no quoted forms) and a DNS host
+    name. An internationalised domain is kept in its ASCII (IDNA, `xn--`) form, which
+    is what SMTP sends; IP literals (`x@[127.0.0.1]`) and bare hosts are refused.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("validate", validate.Length(max=320))  # documents maxLength too
+        super().__init__(**kwargs)
+        # fields.Email's own regex goes: `deliverable_address` is stricter and says why.
+        del self.validators[0]
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        check_storable_text(text)
+        return deliverable_address(text)
+
+
+def deliverable_address(address: str) -> str:
+    """The address with an ASCII domain, or a ValidationError saying what is wrong."""
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        raise ValidationError("not an email address (local-part@domain)")
+    if len(address) > 320 or len(local) > 64:
+        raise ValidationError("too long: at most 64 characters before the @ and 320 in all")
+    if not _LOCAL_PART.fullmatch(local):
+        raise ValidationError(
+            "the part before the @ must be ASCII letters, digits and !#$%&'*+/=?^_`{|}~- "
+            "separated by single dots (no quotes, no spaces)"
+        )
+    if domain.startswith("["):
+        raise ValidationError("IP address literals are not accepted: use a host name")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError as error:
+        raise ValidationError("the domain is not a valid host name") from error
+    labels = ascii_domain.split(".")
+    if (
+        len(ascii_domain) > 253
+        or len(labels) < 2
+        or not all(_LABEL.fullmatch(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise ValidationError("the domain is not a valid host name (like clinic.example)")
+    return f"{local}@{ascii_domain}"
 
 
 # ---- requests ---------------------------------------------------------------
 
 
 class AgencyUpsertSchema(RequestSchema):
-    name = fields.String(required=True, validate=[validate.Length(1, 200), _no_control_chars])
+    name = Text(required=True, validate=[validate.Length(1, 200), _no_control_chars])
     admin_emails = fields.List(Email(), required=True, validate=validate.Length(1, 20))
-    stripe_customer_id = fields.String(validate=_stripe_id, allow_none=True)
-    stripe_subscription_id = fields.String(validate=_stripe_id, allow_none=True)
+    stripe_customer_id = Text(validate=_stripe_id, allow_none=True)
+    stripe_subscription_id = Text(validate=_stripe_id, allow_none=True)
     trial = strict_boolean(load_default=True)
 
     @validates_schema
@@ -73,21 +163,15 @@ class BaaSchema(RequestSchema):
 
 class SettingsSchema(RequestSchema):
     auto_add_seats = strict_boolean()
-    auto_add_cap = fields.Integer(
-        strict=True, allow_none=True, validate=validate.Range(0, MAX_SEAT_QUANTITY)
-    )
+    auto_add_cap = strict_integer(allow_none=True, validate=validate.Range(0, MAX_SEAT_QUANTITY))
 
 
 class SeatQuantitySchema(RequestSchema):
-    quantity = fields.Integer(
-        strict=True, required=True, validate=validate.Range(0, MAX_SEAT_QUANTITY)
-    )
+    quantity = strict_integer(required=True, validate=validate.Range(0, MAX_SEAT_QUANTITY))
 
 
 class TrialSchema(RequestSchema):
-    seat_limit = fields.Integer(
-        strict=True, required=True, validate=validate.Range(1, MAX_TRIAL_SEAT_LIMIT)
-    )
+    seat_limit = strict_integer(required=True, validate=validate.Range(1, MAX_TRIAL_SEAT_LIMIT))
 
 
 class SeatEventsQuerySchema(RequestSchema):
@@ -99,22 +183,25 @@ class SeatEventsQuerySchema(RequestSchema):
 
 
 class MemberCreateSchema(RequestSchema):
-    member_id = fields.String(required=True, validate=_id)
+    member_id = Text(required=True, validate=_id)
     email = Email(required=True)
-    seat_type = fields.String(load_default=SeatType.BASE.value, validate=_one_of(SeatType))
-    source = fields.String(required=True, validate=_one_of(MemberSource))
+    seat_type = Text(load_default=SeatType.BASE.value, validate=_one_of(SeatType))
+    source = Text(required=True, validate=_one_of(MemberSource))
 
 
 class MembersQuerySchema(RequestSchema):
-    status = fields.String(validate=_one_of(MemberStatus))
+    status = Text(validate=_one_of(MemberStatus))
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
+    # The `next` of the previous page, passed back as is.
+    before = Text(load_default=None, allow_none=True, validate=_id)
 
 
 class AcceptInviteSchema(RequestSchema):
-    token = fields.String(required=True, validate=validate.Length(1, 200))
+    token = Text(required=True, validate=validate.Length(1, 200))
 
 
 class SeatMoveSchema(RequestSchema):
-    seat_type = fields.String(required=True, validate=_one_of(SeatType))
+    seat_type = Text(required=True, validate=_one_of(SeatType))
 
 
 # ---- responses --------------------------------------------------------------
@@ -162,7 +249,10 @@ class MemberSchema(Schema):
 
 
 class MemberListSchema(Schema):
+    """Oldest first, one page; `next` (null on the last page) goes back as `before`."""
+
     members = fields.List(fields.Nested(MemberSchema), required=True)
+    next = fields.String(allow_none=True, required=True)
 
 
 class SeatRequestResultSchema(Schema):

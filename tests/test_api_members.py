@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from flask.testing import FlaskClient
 
+from seatsvc.models import Member, utcnow
 from seatsvc.runtime import Runtime
 from tests import outbox_rows as rows
 from tests.helpers import Api
@@ -249,6 +251,61 @@ def test_list_and_get_members(api: Api) -> None:
     }
 
 
+def _page_through(api: Api, query: str) -> tuple[list[str], int]:
+    """Follow `next` (passed back as `before`) to the end: the ids seen and the pages read."""
+    seen: list[str] = []
+    pages = 0
+    cursor = None
+    while True:
+        suffix = "" if cursor is None else f"&before={cursor}"
+        page = api.ok("GET", f"/v1/agencies/clinic/members?{query}{suffix}")
+        pages += 1
+        seen += [member["id"] for member in page["members"]]
+        cursor = page["next"]
+        if cursor is None:
+            return seen, pages
+
+
+def test_members_are_listed_a_page_at_a_time(api: Api, runtime: Runtime) -> None:
+    api.agency(seats=1)
+    api.agency("other")
+    api.join("elsewhere", "other")
+    # One timestamp for all: the order (and so the cursor) must also hold on ties.
+    same_time = utcnow()
+    with runtime.db.session() as session, session.begin():
+        session.add_all(
+            Member(
+                id=f"m{n:03d}",
+                agency_id="clinic",
+                email=f"m{n}@staff.example",
+                source="auto_join",
+                status="active" if n % 10 == 0 else "pending_login",
+                created_at=same_time,
+            )
+            for n in range(105)
+        )
+    first = api.ok("GET", "/v1/agencies/clinic/members")
+    assert len(first["members"]) == 100 and first["next"] is not None  # a bounded default page
+    everyone, pages = _page_through(api, "limit=40")
+    assert everyone == [f"m{n:03d}" for n in range(105)] and pages == 3
+    active, _ = _page_through(api, "status=active&limit=4")
+    assert active == [f"m{n:03d}" for n in range(0, 105, 10)]
+    last = api.ok("GET", "/v1/agencies/clinic/members?limit=500")
+    assert len(last["members"]) == 105 and last["next"] is None
+
+
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=501", "limit=x", "before=nobody", "before=elsewhere", "before=a%00"]
+)
+def test_a_bad_page_request_is_a_validation_error(api: Api, query: str) -> None:
+    api.agency()
+    api.agency("other")
+    api.join("elsewhere", "other")  # a member id, but of another agency's list
+    response = api.call("GET", f"/v1/agencies/clinic/members?{query}")
+    assert response.status_code == 422, response.get_json()
+    assert set(response.get_json()["error"]["details"]) == {query.split("=")[0]}
+
+
 def test_removed_member_can_be_invited_again(api: Api, runtime: Runtime) -> None:
     api.agency(seats=1)
     api.join("m1")
@@ -257,3 +314,13 @@ def test_removed_member_can_be_invited_again(api: Api, runtime: Runtime) -> None
     back = api.invite("m1")
     assert back.status_code == 200 and back.get_json()["status"] == "invited"
     assert api.seats()["used"] == 1
+
+
+def test_the_member_list_page_is_documented(client: FlaskClient) -> None:
+    operation = client.get("/openapi.json").get_json()["paths"]["/v1/agencies/{agency_id}/members"]
+    listed = operation["get"]
+    assert {"status", "limit", "before"} <= {p["name"] for p in listed["parameters"]}
+    schema = listed["responses"]["200"]["content"]["application/json"]["schema"]
+    components = client.get("/openapi.json").get_json()["components"]["schemas"]
+    name = schema["$ref"].rsplit("/", 1)[-1]
+    assert {"members", "next"} <= set(components[name]["properties"])

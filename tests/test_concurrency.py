@@ -8,10 +8,13 @@ whether any agency holds more seats than it bought.
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import Engine, text
@@ -21,6 +24,7 @@ from seatsvc.services.invites import invite_token
 from tests import backends
 from tests.conftest import API_TOKEN, SECRET_KEY
 from tests.live_server import Call, LiveServer, Reply, burst, in_threads, send, start_gunicorn
+from tests.test_billing.conftest import postgres_only
 
 pytestmark = pytest.mark.slow
 
@@ -506,3 +510,72 @@ def test_mixed_seat_traffic_keeps_the_ledger_and_outbox_exact(live: Live) -> Non
         assert agency["seats"][seat_type]["used"] == live.holding(seat_type)
     assert live.count("notifications", "kind = 'seat_auto_added'") == seat_outcomes["auto_added"]
     assert live.count("notifications", "kind = 'member_blocked'") == seat_outcomes["blocked"]
+
+
+# --- BAA: of concurrent signatures the first wins, and every caller is told which --------
+
+
+def test_concurrent_baa_signatures_all_answer_the_one_recorded(live: Live) -> None:
+    """Without a row lock both signers read "unsigned" and each was told its own date."""
+    postgres_only(live.backend)
+    agencies = [f"baa-{n}" for n in range(6)]
+    live.setup(
+        [
+            Call("PUT", f"/v1/agencies/{agency}", {"name": "C", "admin_emails": ["a@c.example"]})
+            for agency in agencies
+        ],
+        status=(201,),
+    )
+    now = datetime.now(UTC).replace(microsecond=0)
+    calls = [
+        Call(
+            "POST",
+            f"/v1/agencies/{agency}/baa",
+            {"signed_at": (now - timedelta(hours=n)).isoformat()},
+        )
+        for agency in agencies
+        for n in range(8)
+    ]
+    replies = live.burst(calls)
+    assert all(r.status == 200 for r in replies), [r.body for r in replies if r.status != 200]
+    for agency in agencies:
+        answered = {r.body["baa_signed_at"] for r in replies if r.call.path.split("/")[3] == agency}
+        recorded = live.ok("GET", f"/v1/agencies/{agency}")["baa_signed_at"]
+        assert answered == {recorded}, (agency, answered, recorded)
+
+
+# --- the body limit holds on a real server, also for a chunked body ----------------------
+
+
+def chunked_post(url: str, path: str, chunks: int) -> int:
+    """POST a chunked body (no Content-Length) of `chunks` x 64 KiB; the status answered.
+
+    The server may answer 413 and stop reading before the body ends: sending then
+    fails, and the answer is read all the same.
+    """
+    parsed = urlsplit(url)
+    with socket.create_connection((parsed.hostname, parsed.port), timeout=30) as conn:
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {parsed.netloc}\r\n"
+            f"Authorization: Bearer {API_TOKEN}\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        chunk = b"%x\r\n%s\r\n" % (64 * 1024, b" " * 64 * 1024)
+        try:
+            conn.sendall(head.encode())
+            for _ in range(chunks):
+                conn.sendall(chunk)
+            conn.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass  # the server answered early and closed its side
+        status_line = conn.makefile("rb").readline()
+    return int(status_line.split()[1])
+
+
+def test_a_chunked_body_over_the_limit_changes_nothing(live: Live) -> None:
+    live.agency(seats=1, auto_add=False)
+    live.join_all(["m-1"])
+    seat_request_path = f"{AGENCY_PATH}/members/m-1/seat-request"
+    assert chunked_post(live.server.url, seat_request_path, chunks=160) == 413  # 10 MiB
+    assert live.ok("GET", f"{AGENCY_PATH}/members/m-1")["status"] == "pending_login"
+    assert chunked_post(live.server.url, seat_request_path, chunks=0) == 200

@@ -4,8 +4,17 @@ Schemathesis generates valid (positive) and invalid (negative) requests from
 the very document callers code against. Path ids are drawn mostly from seeded
 agencies and members in every status, so the stateful paths (seat requests,
 re-invites, seat moves, accepting real invite tokens) are reached, not only the
-404s; the rest are generated ids. Bounded so the file runs in under 60 s
-(`SEATSVC_FUZZ_SCALE=10` for a longer hunt).
+404s; the rest are generated ids. A third of the cases also carry a NUL byte
+or a lone surrogate in one of their strings (schemathesis generates NUL itself,
+but never a lone surrogate: it cannot be sent as UTF-8, yet a JSON body can
+carry one as `\ud800`).
+
+Two runs: the default one is short (fuzzing only, a few dozen cases per
+operation); the `slow` one runs every phase schemathesis has for a single
+operation (its examples, its coverage cases, then fuzzing with >= 300 cases
+per operation) on PostgreSQL, where NUL and surrogates fail. The document has
+no OpenAPI links, so there is no stateful phase to run.
+`SEATSVC_FUZZ_SCALE=10` for a longer hunt.
 """
 
 from __future__ import annotations
@@ -23,6 +32,11 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
+from schemathesis.generation.hypothesis.builder import (
+    HypothesisTestConfig,
+    HypothesisTestMode,
+    create_test,
+)
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -42,6 +56,8 @@ from tests.conftest import API_TOKEN, SECRET_KEY
 from tests.helpers import Api
 
 MAX_EXAMPLES = {GenerationMode.POSITIVE: 20, GenerationMode.NEGATIVE: 12}
+# The slow run: >= 300 fuzzed cases per operation (split between the modes it has).
+DEEP_EXAMPLES = 300
 # A longer hunt (a nightly job, or after touching validation): SEATSVC_FUZZ_SCALE=10.
 FUZZ_SCALE = float(os.environ.get("SEATSVC_FUZZ_SCALE", "1"))
 CONFORMANCE = [status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -155,19 +171,118 @@ def fuzz_app(app: Flask, api: Api) -> Flask:
     return app
 
 
-@pytest.mark.slow
+def load_schema(app: Flask) -> Any:
+    config = SchemathesisConfig.from_dict(
+        {
+            "headers": {"Authorization": f"Bearer {API_TOKEN}"},
+            # NUL bytes in generated strings (PostgreSQL text cannot hold them), and any
+            # code point UTF-8 can carry; lone surrogates come from `with_hostile_text`.
+            "generation": {"allow-x00": True, "codec": "utf-8"},
+        }
+    )
+    return schemathesis.openapi.from_wsgi("/openapi.json", app, config=config)
+
+
 @pytest.mark.parametrize(("label", "modes"), _fuzz_targets())
 def test_fuzzing_finds_no_server_error(
     label: str, modes: tuple[GenerationMode, ...], fuzz_app: Flask, runtime: Runtime
 ) -> None:
     """Valid requests first (they change the seeded state), then invalid ones."""
-    config = SchemathesisConfig.from_dict({"headers": {"Authorization": f"Bearer {API_TOKEN}"}})
-    schema = schemathesis.openapi.from_wsgi("/openapi.json", fuzz_app, config=config)
+    schema = load_schema(fuzz_app)
     method, path = label.split(" ", 1)
     # PostgreSQL gets fewer examples: its own failure modes (types, NUL, lengths) show early.
     scale = FUZZ_SCALE * (1.0 if runtime.db.engine.dialect.name == "sqlite" else 0.5)
     for mode in modes:
         fuzz_operation(schema[path][method], mode, invite_tokens(runtime), scale)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("label", "modes"), _fuzz_targets())
+def test_every_phase_finds_no_server_error(
+    label: str, modes: tuple[GenerationMode, ...], fuzz_app: Flask, runtime: Runtime
+) -> None:
+    """The operation's examples and coverage cases, then >= 300 fuzzed cases (PostgreSQL)."""
+    if runtime.db.engine.dialect.name != "postgresql":
+        pytest.skip("the long run is PostgreSQL's (NUL, surrogates); SQLite has the short one")
+    schema = load_schema(fuzz_app)
+    method, path = label.split(" ", 1)
+    operation = schema[path][method]
+    explicit_phases(schema, operation)
+    per_mode = -(-DEEP_EXAMPLES // len(modes))  # ceiling: >= 300 in all
+    for mode in modes:
+        fuzz_operation(
+            operation, mode, invite_tokens(runtime), FUZZ_SCALE * per_mode / MAX_EXAMPLES[mode]
+        )
+
+
+def explicit_phases(schema: Any, operation: schemathesis.APIOperation[Any, Any, Any, Any]) -> None:
+    """schemathesis's examples and coverage phases for one operation: each case must pass."""
+    label = f"{operation.method.upper()} {operation.path}"
+    ran: list[str] = []
+
+    def check(case: schemathesis.Case[Any]) -> None:
+        ran.append(case.method)
+        check_response(case, case.call(), label, checks=[not_a_server_error, *CONFORMANCE])
+
+    modes = [HypothesisTestMode.EXAMPLES, HypothesisTestMode.COVERAGE]
+    test = create_test(
+        operation=operation,
+        test_func=check,
+        config=HypothesisTestConfig(
+            project=schema.config,
+            modes=modes,
+            settings=settings(
+                deadline=None, database=None, suppress_health_check=list(HealthCheck)
+            ),
+        ),
+    )
+    test()
+    assert ran, f"no example or coverage case for {label}"
+
+
+def check_response(case: Any, response: Any, label: str, checks: list[Any]) -> None:
+    assert response.status_code < 500, (label, case.as_curl_command(), response.text)
+    if response.status_code >= 400:
+        assert response.headers.get("content-type", [""])[0].startswith("application/json")
+        assert_error_shape(response.status_code, response.json(), label)
+    case.validate_response(response, checks=checks)
+
+
+# Appended to, or put in the middle of, one string of a case: PostgreSQL cannot store NUL,
+# UTF-8 cannot encode a lone surrogate; either used to surface as a 500 deep in a flush.
+HOSTILE = ("\x00", "\ud800", "\udfff", "\udbff")
+
+
+@st.composite
+def with_hostile_text(draw: st.DrawFn, cases: st.SearchStrategy[Any]) -> Any:
+    case = draw(cases)
+    if draw(st.integers(0, 2)):
+        return case
+    slots = _string_slots(case.body, surrogates=True) + _string_slots(case.query, surrogates=False)
+    if slots:
+        container, key, surrogates_ok = draw(st.sampled_from(slots))
+        value: str = container[key]
+        poison = draw(st.sampled_from(HOSTILE if surrogates_ok else HOSTILE[:1]))
+        at = draw(st.integers(0, len(value)))
+        container[key] = value[:at] + poison + value[at:]
+    return case
+
+
+def _string_slots(value: Any, surrogates: bool) -> list[tuple[Any, Any, bool]]:
+    """(container, key) of every string in a JSON body or query (a query cannot carry a
+    surrogate: it is percent-encoded UTF-8)."""
+    found: list[tuple[Any, Any, bool]] = []
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if not isinstance(item, dict | list):
+            continue
+        for key, child in item.items() if isinstance(item, dict) else enumerate(item):
+            if isinstance(child, str):
+                found.append((item, key, surrogates))
+            elif isinstance(child, dict | list):
+                pending.append(child)
+    return found
 
 
 # Authenticated by a Stripe-Signature over the raw body, not by the bearer token.
@@ -183,7 +298,7 @@ def fuzz_operation(
     label, path = f"{operation.method.upper()} {operation.path}", operation.path
 
     cases = path_ids(path).flatmap(
-        lambda pinned: operation.as_strategy(mode, path_parameters=pinned)
+        lambda pinned: with_hostile_text(operation.as_strategy(mode, path_parameters=pinned))
     )
     if path == "/v1/invites/accept" and mode == GenerationMode.POSITIVE and tokens:
         real = st.sampled_from(tokens).flatmap(
@@ -203,11 +318,7 @@ def fuzz_operation(
     def fuzz(case: schemathesis.Case[Any]) -> None:
         response = case.call()
         seen.add(response.status_code)
-        assert response.status_code < 500, (label, case.as_curl_command(), response.text)
-        if response.status_code >= 400:
-            assert response.headers.get("content-type", [""])[0].startswith("application/json")
-            assert_error_shape(response.status_code, response.json(), label)
-        case.validate_response(response, checks=CHECKS[mode])
+        check_response(case, response, label, CHECKS[mode])
 
     fuzz()
     if mode == GenerationMode.POSITIVE and path in SIGNED_PATHS:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from seatsvc.api.routing import route
 from seatsvc.enqueue import enqueue_event
 from seatsvc.errors import BadRequest
 from seatsvc.metrics import WEBHOOK_EVENTS
+from seatsvc.schemas import is_storable_text
 from seatsvc.types import StripeEventStatus
 from webhooks import events
 from webhooks.handlers import HANDLED_TYPES
@@ -31,6 +33,9 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 TOLERANCE_SECONDS = 300  # Stripe's default: older signatures may be replays
+# The latest `created` a stored event may carry (9999-12-31): later ones overflow datetime.
+_LAST_TIMESTAMP = 253_402_300_799
+_MAX_DEPTH = 64
 
 
 @route(
@@ -76,16 +81,35 @@ def verify(payload: bytes, header: str | None, secrets: Sequence[str]) -> dict[s
         text = payload.decode("utf-8")
     except UnicodeDecodeError as error:
         raise BadRequest("the body is not UTF-8") from error
-    if not any(_signed_with(text, header, secret) for secret in secrets):
+    if not _timestamp_is_fresh(header) or not any(
+        _signed_with(text, header, secret) for secret in secrets
+    ):
         raise BadRequest("invalid or expired Stripe-Signature")
     try:
         event = json.loads(text)
     except ValueError as error:
         raise BadRequest("the body is not valid JSON") from error
+    except RecursionError as error:
+        raise BadRequest("the body is nested too deeply") from error
     if not _looks_like_event(event):
         raise BadRequest("the body is not a Stripe event")
+    if not _storable(event):
+        raise BadRequest("the event holds NUL characters, lone surrogates or is nested too deeply")
     assert isinstance(event, dict)
     return event
+
+
+def _timestamp_is_fresh(header: str) -> bool:
+    """`t=` within the tolerance in both directions.
+
+    Stripe's SDK refuses only old timestamps; one far in the future would stay
+    replayable until then (a leaked signed request, a wrong clock).
+    """
+    pairs = [item.partition("=") for item in header.split(",")]
+    stamps = [value for key, _, value in pairs if key.strip() == "t"]
+    if len(stamps) != 1 or not stamps[0].strip().isdigit():
+        return False
+    return abs(time.time() - int(stamps[0])) <= TOLERANCE_SECONDS
 
 
 def _signed_with(text: str, header: str, secret: str) -> bool:
@@ -105,10 +129,33 @@ def _looks_like_event(event: Any) -> bool:
         and 0 < len(event["id"]) <= 255
         and isinstance(event.get("type"), str)
         and 0 < len(event["type"]) <= 100
-        and isinstance(event.get("created"), int)
+        and type(event.get("created")) is int
+        and 0 <= event["created"] <= _LAST_TIMESTAMP
         and isinstance(data, dict)
         and isinstance(data.get("object"), dict)
     )
+
+
+def _storable(event: dict[str, Any]) -> bool:
+    """Nothing the JSON column refuses: no NUL, no lone surrogate (keys included).
+
+    Also no nesting deeper than Stripe's own objects ever go: storing the payload
+    serialises it again, and a very deep one would overflow the encoder. Iterative,
+    so the walk itself cannot.
+    """
+    pending: list[tuple[Any, int]] = [(event, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > _MAX_DEPTH:
+            return False
+        if isinstance(item, dict):
+            pending.extend((key, depth + 1) for key in item)
+            pending.extend((value, depth + 1) for value in item.values())
+        elif isinstance(item, list):
+            pending.extend((value, depth + 1) for value in item)
+        elif isinstance(item, str) and not is_storable_text(item):
+            return False
+    return True
 
 
 def _enqueue(connection: redis.Redis, event_id: str) -> None:

@@ -19,13 +19,25 @@ log = logging.getLogger(__name__)
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "bad_request",
     422: "validation_error",
+    500: "internal_error",
     503: "unavailable",
 }
+# What a 401 from the API asks for (RFC 6750); the ops dashboard sets its own Basic one.
+BEARER_CHALLENGE = 'Bearer realm="seatsvc"'
+# Headers of werkzeug's own error response that do not describe our JSON body.
+_BODY_HEADERS = frozenset({"content-type", "content-length"})
+
+
+def _http_code(error: HTTPException) -> str:
+    """API.md's code for the status, else werkzeug's name as a code ("Gone" -> "gone")."""
+    status = error.code or 500
+    return _HTTP_CODES.get(status) or "_".join(error.name.lower().replace("-", " ").split())
 
 
 def error_response(
@@ -39,7 +51,10 @@ def error_response(
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(SeatsvcError)
     def _domain(error: SeatsvcError) -> Response:
-        return error_response(error.status, error.code, error.message, error.details)
+        response = error_response(error.status, error.code, error.message, error.details)
+        if error.status == 401:
+            response.headers["WWW-Authenticate"] = BEARER_CHALLENGE
+        return response
 
     @app.errorhandler(ValidationError)
     def _validation(error: ValidationError) -> Response:
@@ -50,11 +65,13 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
         status = error.code or 500
-        response = error_response(
-            status, _HTTP_CODES.get(status, "http_error"), error.description or error.name
-        )
-        if status == 405 and error.get_response().headers.get("Allow"):
-            response.headers["Allow"] = error.get_response().headers["Allow"]
+        response = error_response(status, _http_code(error), error.description or error.name)
+        # Keep what werkzeug's answer says beyond its HTML body: Allow, Retry-After, …
+        for name, value in error.get_response().headers.items():
+            if name.lower() not in _BODY_HEADERS:
+                response.headers[name] = value
+        if status == 401 and "WWW-Authenticate" not in response.headers:
+            response.headers["WWW-Authenticate"] = BEARER_CHALLENGE
         return response
 
     @app.errorhandler(DatabaseUnavailable)

@@ -38,14 +38,18 @@ def create_member(agency_id: str, data: dict[str, Any]) -> tuple[Member, int]:
     bp,
     MEMBERS,
     "GET",
-    "List members, optionally by status",
+    "List members, optionally by status, a page at a time (oldest first)",
     query=schemas.MembersQuerySchema,
     response=schemas.MemberListSchema,
     errors=(401, 404, 422),
 )
-def list_members(agency_id: str, params: dict[str, Any]) -> dict[str, list[Member]]:
-    found = transaction(lambda s: members.list_members(s, agency_id, params.get("status")))
-    return {"members": found}
+def list_members(agency_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    found, cursor = transaction(
+        lambda s: members.list_members(
+            s, agency_id, params.get("status"), params["limit"], params["before"]
+        )
+    )
+    return {"members": found, "next": cursor}
 
 
 @route(bp, MEMBER, "GET", "Get a member", response=schemas.MemberSchema, errors=(401, 404))

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 from marshmallow import Schema
 from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
 
 from seatsvc.errors import BadRequest
@@ -100,3 +101,26 @@ def _json_body() -> Any:
         return request.get_json()
     except WerkzeugBadRequest as error:
         raise BadRequest("the body is not valid JSON") from error
+    except RecursionError as error:  # `[[[[…` thousands deep: the parser gives up
+        raise BadRequest("the body is nested too deeply") from error
+
+
+def register_body_limit(app: Flask) -> None:
+    """413 for any body over MAX_CONTENT_LENGTH, before any view runs.
+
+    Flask checks the limit only when a view reads the body, so a view that never
+    does (a seat request, a DELETE) would act on a 10 MB request. Reading it here
+    (bounded) makes every endpoint refuse it before anything changes.
+    """
+
+    @app.before_request
+    def _enforce_body_limit() -> None:
+        # A Content-Length over the limit: werkzeug raises 413 before reading anything.
+        body = request.get_data(cache=True)
+        limit = request.max_content_length
+        if limit is None or request.content_length is not None or len(body) < limit:
+            return
+        # A chunked body (no Content-Length) is read only up to the limit, silently: one
+        # more byte from the server's own stream tells a body at the limit from one over it.
+        if request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()

@@ -152,7 +152,10 @@ def _link_stripe_ids(session: Session, agency: Agency, data: dict[str, Any]) -> 
 
 
 def sign_baa(session: Session, agency_id: str, signed_at: datetime | None) -> AgencyView:
-    agency = get_agency(session, agency_id)
+    # Locked: of two concurrent signatures the second waits, then sees the first one's.
+    agency = session.get(Agency, agency_id, with_for_update=True, populate_existing=True)
+    if agency is None:
+        raise NotFound(f"agency {agency_id!r} not found")
     now = utcnow()
     when = signed_at or now
     if when > now + timedelta(minutes=5):

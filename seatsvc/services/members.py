@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from seatsvc.db import for_update
-from seatsvc.errors import InvalidState, NotFound
+from seatsvc.errors import InvalidState, NotFound, ValidationFailed
 from seatsvc.models import Agency, Member, SeatPool, utcnow
 from seatsvc.seat_rules import SeatDecision, check_seat_assignment, decide_seat_request
 from seatsvc.services import invites, outbox
@@ -60,12 +60,31 @@ def get_member(session: Session, agency_id: str, member_id: str, lock: bool = Fa
     return member
 
 
-def list_members(session: Session, agency_id: str, status: str | None) -> list[Member]:
+def list_members(
+    session: Session, agency_id: str, status: str | None, limit: int, after: str | None
+) -> tuple[list[Member], str | None]:
+    """Oldest first, a page at a time; the cursor is the id of the last member returned.
+
+    Keyset pagination on (created_at, id): a member added meanwhile never shifts a
+    page. A cursor that names no member of this agency is a 422.
+    """
     get_agency(session, agency_id)
     query = select(Member).where(Member.agency_id == agency_id)
     if status is not None:
         query = query.where(Member.status == status)
-    return list(session.scalars(query.order_by(Member.created_at, Member.id)))
+    if after is not None:
+        anchor = session.get(Member, after)
+        if anchor is None or anchor.agency_id != agency_id:
+            raise ValidationFailed("unknown cursor", {"before": ["not a cursor of this list"]})
+        query = query.where(
+            or_(
+                Member.created_at > anchor.created_at,
+                and_(Member.created_at == anchor.created_at, Member.id > anchor.id),
+            )
+        )
+    rows = list(session.scalars(query.order_by(Member.created_at, Member.id).limit(limit + 1)))
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    return rows[:limit], next_cursor
 
 
 def register_member(

@@ -177,3 +177,54 @@ def test_ingestion_is_counted_by_type_and_result(hooks: Hooks) -> None:
     assert hooks.post(event("evt_other", "customer.created")).status_code == 200
     assert hooks.post(event("evt_forged"), secret="whsec_wrong").status_code == 400
     assert {kind: count(*kind) - before[kind] for kind in kinds} == dict.fromkeys(kinds, 1.0)
+
+
+def test_a_timestamp_too_far_in_the_future_is_refused_like_a_stale_one(hooks: Hooks) -> None:
+    """Stripe's SDK checks staleness only; a future `t=` would stay replayable until then."""
+    raw = json.dumps(event()).encode()
+    for ahead in (301, 10**9):
+        assert_refused(hooks, hooks.post(raw, timestamp=int(time.time()) + ahead))
+    assert hooks.post(raw, timestamp=int(time.time()) + 60).status_code == 200  # clock skew
+
+
+def _deep(levels: int) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for _ in range(levels):
+        nested = {"n": nested}
+    return nested
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        ("[" * 10_000 + "]" * 10_000).encode(),
+        ("{" + '"a":{' * 5_000 + "}" * 5_001).encode(),
+        json.dumps({**event(), "created": 10**20}).encode(),
+        json.dumps({**event(), "created": -1}).encode(),
+        json.dumps({**event(), "created": True}).encode(),
+        json.dumps(event("evt_\x00nul")).encode(),
+        json.dumps(event("evt_\ud800")).encode(),
+        json.dumps(event(event_type="customer.\udfffupdated")).encode(),
+        json.dumps(event(description="a\x00b")).encode(),
+        json.dumps(event(**{"key\ud800": 1})).encode(),
+        json.dumps(event(metadata=_deep(900))).encode(),
+    ],
+    ids=[
+        "deep list",
+        "deep object",
+        "created 10**20",
+        "created negative",
+        "created bool",
+        "NUL in id",
+        "surrogate in id",
+        "surrogate in type",
+        "NUL in object",
+        "surrogate in a key",
+        "object nested 900 deep",
+    ],
+)
+def test_a_signed_but_hostile_event_is_a_bad_request(hooks: Hooks, body: bytes) -> None:
+    """Signed by someone holding the secret, yet unstorable: 400 and nothing stored, no 500."""
+    from stripe_emulator.events import sign
+
+    assert_refused(hooks, hooks.post(body, header=sign(body.decode(), SECRET)))

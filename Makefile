@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: install
-	$(BIN)/python -m seatsvc.devstack
+	$(BIN)/python -m devtools.devstack
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -31,7 +31,7 @@ from seatsvc.runtime import NullDispatcher, Runtime
 from tests import backends
 from workers import context, queues
 from workers.dispatch import RqDispatcher
-from workers.smtp_sink import MailSink, start
+from devtools.smtp_sink import MailSink, start
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MAIL_FROM = "Seat Service <no-reply@seatsvc.example>"

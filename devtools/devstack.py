@@ -97,7 +97,7 @@ def start_smtp_sink(smtp_url: str) -> bool:
     host, port = parts.hostname or "127.0.0.1", parts.port or 25
     if host not in ("127.0.0.1", "localhost") or not port_is_free(host, port):
         return False
-    from workers.smtp_sink import MailSink, start
+    from devtools.smtp_sink import MailSink, start
 
     start(MailSink(PROJECT_ROOT / "instance" / "mail"), host, port)
     return True

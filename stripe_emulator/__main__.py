@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from stripe_emulator.emulator import StripeEmulator
+from stripe_emulator.persist import persist
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,12 +31,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--webhook-secret", help="its signing secret (whsec_...); generated when omitted"
     )
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        help="keep objects across restarts in this JSON file (default: memory only)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     if not args.verbose:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
     emulator = StripeEmulator(api_key=args.api_key)
+    saver = persist(emulator, args.state_file) if args.state_file else None
     if args.frozen_clock:
         emulator.freeze_clock(True)
     print(
@@ -49,6 +57,8 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         emulator.dispatcher.stop()
+        if saver is not None:
+            saver.stop()
 
 
 if __name__ == "__main__":

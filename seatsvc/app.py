@@ -9,6 +9,7 @@ from seatsvc.api.auth import register_auth
 from seatsvc.api.errors import register_error_handlers
 from seatsvc.api.routing import IdConverter, SeatTypeConverter
 from seatsvc.config import Config
+from seatsvc.docs import register_docs
 from seatsvc.metrics import bp as metrics_bp
 from seatsvc.observability import bind_request_id, configure_logging, init_sentry
 from seatsvc.openapi import bp as openapi_bp
@@ -38,6 +39,7 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     register_error_handlers(app)
     for blueprint in (health.bp, agencies.bp, members.bp, openapi_bp, metrics_bp):
         app.register_blueprint(blueprint)
+    register_docs(app)
     register_ops(app, runtime)
 
     from webhooks.blueprint import bp as webhooks_bp  # webhooks import workers: late

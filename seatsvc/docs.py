@@ -8,7 +8,7 @@ the document describes the API and holds no secrets.
 
 from __future__ import annotations
 
-from flask import Flask, Response
+from flask import Blueprint, Flask, Response
 from flask_swagger_ui import get_swaggerui_blueprint
 
 PREFIX = "/docs"
@@ -20,7 +20,7 @@ POLICY = (
 
 
 def register_docs(app: Flask) -> None:
-    blueprint = get_swaggerui_blueprint(
+    blueprint: Blueprint = get_swaggerui_blueprint(
         PREFIX,
         "/openapi.json",
         config={"app_name": "seatsvc API", "validatorUrl": None},

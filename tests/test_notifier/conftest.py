@@ -25,13 +25,13 @@ import redis
 from rq import Retry, SimpleWorker
 from sqlalchemy import select
 
+from devtools.smtp_sink import MailSink, start
 from seatsvc.db import Database
 from seatsvc.models import Notification
 from seatsvc.runtime import NullDispatcher, Runtime
 from tests import backends
 from workers import context, queues
 from workers.dispatch import RqDispatcher
-from devtools.smtp_sink import MailSink, start
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MAIL_FROM = "Seat Service <no-reply@seatsvc.example>"

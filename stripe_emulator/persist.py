@@ -11,7 +11,9 @@ the request log, rate-limit counters and failure rules: a restart is a fresh
 process in those respects, as Stripe's own short-lived records would be.
 
 The snapshot is written (atomically: a temporary file renamed over it) when it
-changed, checked every `interval` seconds, and on `stop()`.
+changed, and on `stop()`. Every `interval` seconds the saver looks at the object
+count (a change adds an event, so the count moves): only then, or every
+`FULL_CHECK_EVERY` seconds, is the whole state serialised and compared.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("stripe_emulator.persist")
 
 VERSION = 1
+FULL_CHECK_EVERY = 30.0
 NOT_KEPT = frozenset({"webhook_endpoint"})
 
 
@@ -105,7 +109,12 @@ class Persistence:
         return True
 
     def _run(self) -> None:
+        seen, last_full = -1, time.monotonic()
         while not self._stop.wait(self.interval):
+            count = len(self.emulator.store.objects)
+            if count == seen and time.monotonic() - last_full < FULL_CHECK_EVERY:
+                continue
+            seen, last_full = count, time.monotonic()
             try:
                 self.save()
             except Exception:

@@ -11,7 +11,7 @@
   sending their headers slowly held all four and health checks went unanswered.
   A gthread worker's main loop keeps accepting and heart-beating while its
   threads serve; a connection that sends nothing goes back to the poller after
-  5 s instead of holding a thread, and one that trickles its headers holds one
+  5 s (gunicorn 27) instead of holding a thread, and one that trickles its headers holds one
   thread, not the worker. Threads, not processes, absorb slow clients: keep
   `WEB_THREADS` well above the slow connections a process may see at once.
   In production put a buffering reverse proxy (nginx) in front: it reads whole

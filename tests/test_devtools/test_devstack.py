@@ -15,9 +15,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -87,20 +88,20 @@ def listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    web, smtp, emulator = free_port(), free_port(), free_port()
+def launch(home: Path, web: int, smtp: int, emulator: int) -> Stack:
+    """`python -m devtools.devstack` with its files in `home`; back once /healthz answers."""
     env = {key: value for key, value in os.environ.items() if key not in CLEARED}
     env.update(
-        DEVSTACK_ENV_FILE=str(tmp_path / ".env"),
-        SEATSVC_INSTANCE_DIR=str(tmp_path / "instance"),
+        DEVSTACK_ENV_FILE=str(home / ".env"),
+        SEATSVC_INSTANCE_DIR=str(home / "instance"),
         DEVSTACK_EMULATOR_PORT=str(emulator),
         PORT=str(web),
         SMTP_URL=f"smtp://127.0.0.1:{smtp}",
         WEB_CONCURRENCY="2",
         PYTHONUNBUFFERED="1",
     )
-    out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
+    run = len(list(home.glob("stdout-*.log")))
+    out, err = home / f"stdout-{run}.log", home / f"stderr-{run}.log"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         launcher = subprocess.Popen(
             [sys.executable, "-m", "devtools.devstack"],
@@ -127,16 +128,29 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         started.ports.append(int(redis_port.group(1)))
         time.sleep(2)  # let the workers settle into their blocking reads (BLPOP)
         started.tree = descendants(launcher.pid)
-        assert not (REPO_ROOT / ".env").exists() or (tmp_path / ".env").exists()
+    except BaseException:
+        clean_up(started)
+        raise
+    return started
+
+
+def clean_up(stack: Stack) -> None:
+    """Kill whatever this test started and is still there (orphans too: recorded at boot)."""
+    for pid in (stack.tree | descendants(stack.launcher.pid)) - {stack.launcher.pid}:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    if stack.launcher.poll() is None:
+        stack.launcher.kill()
+    stack.launcher.wait(timeout=10)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    started = launch(tmp_path, free_port(), free_port(), free_port())
+    try:
         yield started
     finally:
-        # Only what this test started (orphans too: they were recorded while still children).
-        for pid in (started.tree | descendants(launcher.pid)) - {launcher.pid}:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        if launcher.poll() is None:
-            launcher.kill()
-        launcher.wait(timeout=10)
+        clean_up(started)
 
 
 def stop_and_check(stack: Stack, send: str) -> None:
@@ -160,7 +174,10 @@ def stop_and_check(stack: Stack, send: str) -> None:
     assert not open_ports, f"ports still open after {send}: {open_ports}"
     output = stack.output()
     assert "Traceback" not in output, output[-4000:]
-    # The emulator's objects (the two prices at least) wait for the next `make run`.
+
+
+def assert_emulator_state_kept(stack: Stack) -> None:
+    """The emulator's objects (the two prices at least) wait for the next `make run`."""
     snapshot = json.loads((stack.out.parent / "instance" / "stripe-emulator.json").read_text())
     assert {o["lookup_key"] for o in snapshot["objects"] if o["object"] == "price"} == {
         "seatsvc_base",
@@ -170,7 +187,56 @@ def stop_and_check(stack: Stack, send: str) -> None:
 
 def test_ctrl_c_stops_everything_quietly(stack: Stack) -> None:
     stop_and_check(stack, "SIGINT")
+    assert_emulator_state_kept(stack)
 
 
 def test_sigterm_stops_everything_quietly(stack: Stack) -> None:
     stop_and_check(stack, "SIGTERM")
+    assert_emulator_state_kept(stack)
+
+
+def test_a_restart_carries_on_with_the_agencies_of_the_last_run(tmp_path: Path) -> None:
+    """The database keeps the agency and its subscription id; the emulator must too."""
+    ports = (free_port(), free_port(), free_port())
+    agency = f"http://127.0.0.1:{ports[0]}/v1/agencies/restart"
+
+    def token() -> dict[str, str]:
+        line = next(
+            line
+            for line in (tmp_path / ".env").read_text().splitlines()
+            if line.startswith("SEATSVC_API_TOKENS=")
+        )
+        return {"Authorization": f"Bearer {line.split('=', 1)[1].split(',')[0]}"}
+
+    def base_seats_when(done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        deadline = time.monotonic() + 30
+        while True:
+            seats: dict[str, Any] = requests.get(agency, headers=token(), timeout=5).json()
+            if done(seats) or time.monotonic() > deadline:
+                return seats
+            time.sleep(0.5)
+
+    first = launch(tmp_path, *ports)
+    try:
+        body = {"name": "Restart", "admin_emails": ["a@restart.example"], "trial": False}
+        assert requests.put(agency, json=body, headers=token(), timeout=10).status_code in (
+            200,
+            201,
+        )
+        assert requests.post(f"{agency}/baa", json={}, headers=token(), timeout=10).ok
+        shown = base_seats_when(lambda a: a["seats"]["base"]["sync"] == "in_sync")
+        assert shown["stripe_subscription_id"], shown
+        stop_and_check(first, "SIGTERM")
+    finally:
+        clean_up(first)
+    second = launch(tmp_path, *ports)
+    try:
+        changed = requests.put(
+            f"{agency}/seats/base", json={"quantity": 3}, headers=token(), timeout=10
+        )
+        assert changed.status_code == 200, changed.text
+        shown = base_seats_when(lambda a: a["seats"]["base"]["billed"] == 3)
+        assert shown["seats"]["base"]["billed"] == 3, shown
+        assert shown["seats"]["base"]["sync"] == "in_sync", shown
+    finally:
+        clean_up(second)

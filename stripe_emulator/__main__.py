@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
+import sys
 from pathlib import Path
 
 from stripe_emulator.emulator import StripeEmulator
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
     emulator = StripeEmulator(api_key=args.api_key)
     saver = persist(emulator, args.state_file) if args.state_file else None
+    # `kill` ends the server like Ctrl-C does: through `finally`, so the state is saved.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if args.frozen_clock:
         emulator.freeze_clock(True)
     print(

@@ -4,7 +4,7 @@ The Procfile's own `web` command (its gunicorn config, worker class and thread
 count) serves the app on a loopback port; 50 connections trickle one header line
 a second and never finish their request. Meanwhile `/healthz` and authenticated
 seat-requests must keep answering, and no worker may be killed for a timeout.
-Bounded: 50 sockets, ~12 s of probing, every call with a timeout.
+Bounded: 50 sockets, 24 probe rounds, every call with a timeout.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 SLOW_CLIENTS = 50
 PROBE_ROUNDS = 24
 PROBE_EVERY = 0.5
-PROBE_TIMEOUT = 3.0
+PROBE_TIMEOUT = 5.0  # generous for a loaded CI machine; a starved server never answers
 AGENCY = "/v1/agencies/slowpoke"
 
 

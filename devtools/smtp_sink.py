@@ -92,11 +92,27 @@ class MailSink:
             return [record.message for record in self.received]
 
 
+class _Hooks:
+    """What aiosmtpd sees of a sink: its `handle_*` hooks (a subclass's included), nothing else.
+
+    aiosmtpd runs `inspect.getmembers` over its handler at every connection, which
+    evaluates every property: handed the sink itself, each greeting re-parsed
+    every stored message (`messages`) and slowed down as mail piled up.
+    """
+
+    def __init__(self, sink: MailSink) -> None:
+        for name in dir(type(sink)):  # the class: no property is evaluated
+            if name.startswith("handle_"):
+                setattr(self, name, getattr(sink, name))
+
+
 def start(sink: MailSink, host: str = "127.0.0.1", port: int = 8025) -> Controller:
     """Serve `sink` on host:port in a background thread; `.stop()` the result to end it."""
     # aiosmtpd logs every command, addresses included; our one line per message is enough.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
-    controller = Controller(sink, hostname=host, port=port, enable_SMTPUTF8=True, ready_timeout=10)
+    controller = Controller(
+        _Hooks(sink), hostname=host, port=port, enable_SMTPUTF8=True, ready_timeout=10
+    )
     controller.start()
     return controller
 

@@ -11,6 +11,7 @@ from seatsvc.api.errors import register_error_handlers
 from seatsvc.api.routing import IdConverter, SeatTypeConverter, register_body_limit
 from seatsvc.cli import register_cli
 from seatsvc.config import Config
+from seatsvc.docs import register_docs
 from seatsvc.enqueue import build_runtime
 from seatsvc.observability import bind_request_id, configure_logging, init_sentry
 from seatsvc.openapi import bp as openapi_bp
@@ -55,6 +56,7 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
         webhooks_bp,
     ):
         app.register_blueprint(blueprint)
+    register_docs(app)
     register_ops(app, runtime)
     register_cli(app)
     return app

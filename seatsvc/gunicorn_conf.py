@@ -10,6 +10,16 @@
 - Request limits, set here on purpose (gunicorn's defaults, made explicit): past
   them gunicorn itself answers 400/414/431 with a small HTML page before the app
   runs, so the proxy in front should enforce the same limits (README, "Configuration").
+- Workers: `gthread`, `WEB_THREADS` threads each (default 32). A sync worker
+  belongs to one connection from its first byte to its answer, so six clients
+  sending their headers slowly held all four and health checks went unanswered.
+  A gthread worker's main loop keeps accepting and heart-beating while its
+  threads serve; a connection that sends nothing goes back to the poller after
+  5 s (gunicorn 27) instead of holding a thread, and one that trickles its headers holds one
+  thread, not the worker. Threads, not processes, absorb slow clients: keep
+  `WEB_THREADS` well above the slow connections a process may see at once.
+  In production put a buffering reverse proxy (nginx) in front: it reads whole
+  requests before passing them on, which is the real protection (README).
 
 Command-line flags (bind, workers, access log) still apply on top of this file.
 """
@@ -40,8 +50,17 @@ logconfig_dict = _logconfig()
 access_log_format = '%(h)s %(l)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms'
 
 limit_request_line = 4094  # bytes of "METHOD /path?query HTTP/1.1"; ids are <= 64 chars
-limit_request_fields = 100
+# A trickled request cannot grow without end: at most this many header lines.
+limit_request_fields = 50
 limit_request_field_size = 8190
+
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", "32"))
+# Seconds without a heartbeat before the master restarts a worker; a gthread
+# worker beats from its main loop, so only a wedged process trips it.
+timeout = 30
+graceful_timeout = 20  # a deploy waits this long for requests in flight
+keepalive = 5  # idle keep-alive connections close after this (behind nginx: above its own)
 
 
 def on_starting(server: Any) -> None:

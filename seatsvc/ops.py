@@ -8,19 +8,27 @@ rq-dashboard is a Flask blueprint with no security of its own. Here it gets:
   an `Origin`/`Referer` naming this host), else 403; its one state-changing
   GET (`/requeue/<queue>`) answers 405;
 - the app's own Redis connection (embedded fakeredis included) and the JSON
-  serializer the queues use (also where rq-dashboard forgets to pass one).
+  serializer the queues use (also where rq-dashboard forgets to pass one): it
+  never unpickles (a pickle planted in Redis would run code in the web process),
+  and a job it cannot read as JSON is answered `422 undecodable_job`, not a 500;
+- no framing (`X-Frame-Options: DENY`, CSP `frame-ancestors 'none'`) on every
+  response of the app, against clickjacking of the dashboard's buttons.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
 import rq_dashboard
+import rq_dashboard.web
 from flask import Flask, Response, current_app, jsonify, request, send_from_directory
-from rq import Queue, requeue_job
-from rq.exceptions import NoSuchJobError
+from rq import Queue, Worker, requeue_job
+from rq.exceptions import DeserializationError, NoSuchJobError
 from rq.job import Job
 
 from seatsvc.api.errors import error_response
@@ -54,12 +62,27 @@ def same_origin() -> bool:
     return urlsplit(source).netloc == request.host
 
 
+def forbid_framing(app: Flask) -> None:
+    """No page of this app may be shown in a frame (old and new browsers' ways to say it)."""
+
+    @app.after_request
+    def _no_frames(response: Response) -> Response:
+        response.headers["X-Frame-Options"] = "DENY"
+        policy = response.headers.get("Content-Security-Policy")
+        if policy is None:
+            response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+        elif "frame-ancestors" not in policy:
+            response.headers["Content-Security-Policy"] = f"{policy}; frame-ancestors 'none'"
+        return response
+
+
 def register_ops(app: Flask, runtime: Runtime) -> None:
     """Mount the dashboard when `OPS_PASSWORD` is set; otherwise `/ops/rq` stays a 404."""
+    forbid_framing(app)
     config = runtime.config
     if not config.ops_password:
         return
-    rq_dashboard.web.config.serializer = SERIALIZER
+    _json_jobs_only()
     app.config.setdefault("RQ_DASHBOARD_POLL_INTERVAL", 2500)
     # Shown on the page; never the password (the dashboard masks it too).
     shown = config.redis_url or "redis://embedded"
@@ -76,6 +99,7 @@ def register_ops(app: Flask, runtime: Runtime) -> None:
 
     app.before_request_funcs["rq_dashboard"] = [use_our_redis]
     _serialize_job_writes(app, runtime)
+    _refuse_undecodable_jobs(app)
 
     # Its pages link the favicon through the app's own `static` endpoint, which this
     # JSON service does not have: serve it (only it) from the dashboard's files.
@@ -146,3 +170,66 @@ def _serialize_job_writes(app: Flask, runtime: Runtime) -> None:
     ):
         assert endpoint in app.view_functions, f"rq-dashboard has no {endpoint} any more"
         app.view_functions[endpoint] = view
+
+
+class _JSONJob(Job):
+    """`Job` whose `fetch` reads JSON whatever serializer the caller asked for (or forgot)."""
+
+    @classmethod
+    def fetch(cls, id: str, connection: Any = None, serializer: Any = None) -> Job:
+        return Job.fetch(id, connection=connection, serializer=SERIALIZER)
+
+
+class _JSONWorker(Worker):
+    """`Worker.all` with the JSON serializer: a worker's current job is read with it."""
+
+    @classmethod
+    def all(cls, *args: Any, **kwargs: Any) -> list[Any]:
+        kwargs["serializer"] = SERIALIZER
+        return list(Worker.all(*args, **kwargs))
+
+
+def _json_jobs_only() -> None:
+    """Every name rq-dashboard's views read jobs through uses JSON, never pickle.
+
+    `config.serializer` covers the views that pass it; the job page, "empty"
+    (through its own delete function), requeue and the workers list call
+    `Job.fetch`, `requeue_job` and `Worker.all` without one (rq's default: pickle).
+    """
+    web: Any = rq_dashboard.web
+    for name in ("Job", "Worker", "requeue_job"):
+        assert hasattr(web, name), f"rq-dashboard no longer uses rq_dashboard.web.{name}"
+    web.config.serializer = SERIALIZER
+    web.Job = _JSONJob
+    web.Worker = _JSONWorker
+    web.requeue_job = _json_requeue_job
+
+
+def _json_requeue_job(job_id: str, connection: Any, serializer: Any = None) -> Any:
+    return requeue_job(job_id, connection=connection, serializer=SERIALIZER)
+
+
+# What reading a job that is not our JSON raises (rq wraps some, not all, of these).
+_UNDECODABLE = (DeserializationError, UnicodeDecodeError, json.JSONDecodeError, TypeError)
+
+
+def _refuse_undecodable_jobs(app: Flask) -> None:
+    """A job the dashboard cannot read as JSON gets a plain 422 (a gone one 404), not a 500."""
+
+    def guarded(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return view(*args, **kwargs)
+            except NoSuchJobError:
+                return error_response(404, "not_found", "no such job")
+            except _UNDECODABLE:
+                return error_response(
+                    422, "undecodable_job", "a job here is not JSON; it is not shown or run"
+                )
+
+        return run
+
+    for endpoint, view in list(app.view_functions.items()):
+        if endpoint.startswith("rq_dashboard."):
+            app.view_functions[endpoint] = guarded(view)

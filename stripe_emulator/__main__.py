@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
+import sys
+from pathlib import Path
 
 from stripe_emulator.emulator import StripeEmulator
+from stripe_emulator.persist import persist
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,12 +33,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--webhook-secret", help="its signing secret (whsec_...); generated when omitted"
     )
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        help="keep objects across restarts in this JSON file (default: memory only)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     if not args.verbose:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
     emulator = StripeEmulator(api_key=args.api_key)
+    saver = persist(emulator, args.state_file) if args.state_file else None
+    # `kill` ends the server like Ctrl-C does: through `finally`, so the state is saved.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if args.frozen_clock:
         emulator.freeze_clock(True)
     print(
@@ -49,6 +61,8 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         emulator.dispatcher.stop()
+        if saver is not None:
+            saver.stop()
 
 
 if __name__ == "__main__":

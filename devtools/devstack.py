@@ -219,6 +219,10 @@ def run_stack(config: Config, stops: contextlib.ExitStack) -> int:
         "-f",
         "Procfile",
         "start",
+        # The environment is already complete (ENV_FILE loaded, test overrides kept):
+        # honcho must not read ./.env again over it.
+        "-e",
+        os.devnull,
         "-p",
         str(config.port),
         *PROCESSES,

@@ -16,10 +16,12 @@ from typing import Any
 import stripe
 
 from seatsvc import metrics
+from seatsvc.billing.keys import Intent
 from seatsvc.config import Config
 
 PAGE = 100  # list calls: the most Stripe returns per page
 PRICE_LOOKUP_KEYS = {"base": "seatsvc_base", "voice": "seatsvc_voice"}
+ENDED = frozenset({"canceled", "incomplete_expired"})  # a subscription that bills no more
 
 
 class StripeTransient(Exception):
@@ -49,6 +51,8 @@ class SubscriptionSnapshot:
     trial_end: datetime | None
     items: Mapping[str, ItemSnapshot]  # by seat type
     has_pending_update: bool = False
+    # Stripe answered from its idempotency store: what it held then, not now.
+    replayed: bool = False
 
     def quantity(self, seat_type: str) -> int:
         item = self.items.get(seat_type)
@@ -111,14 +115,48 @@ class StripeGateway:
 
     # ---- customers and subscriptions ---------------------------------------
 
-    def create_customer(self, agency_id: str, name: str, email: str, key: str) -> str:
+    def find_customer(self, agency_id: str, created_after: datetime) -> str | None:
+        """The agency's customer if one exists (`metadata.agency_id`), the oldest if several.
+
+        A list filtered by creation time, not `customers.search`: search is eventually
+        consistent and would miss a customer created a moment ago by a try whose
+        answer was lost. Every customer of the agency was created after the agency.
+        """
+        params = {"created": {"gte": int(created_after.timestamp())}}
+        found = [
+            customer
+            for customer in self._paginate("/v1/customers", params)
+            if (customer.get("metadata") or {}).get("agency_id") == agency_id
+        ]
+        if not found:
+            return None
+        return str(min(found, key=lambda customer: (customer["created"], customer["id"]))["id"])
+
+    def create_customer(self, agency_id: str, name: str, email: str, intent: Intent) -> str:
+        """A replayed answer is fine here: the customer's id is all we keep of it."""
+        params = {"name": name, "email": email, "metadata": {"agency_id": agency_id}}
         customer = self._call(
             lambda: self.client.v1.customers.create(
-                {"name": name, "email": email, "metadata": {"agency_id": agency_id}},
-                {"idempotency_key": key},
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": intent.key("customer", params)},
             )
         )
         return str(customer.id)
+
+    def find_subscription(self, customer_id: str, agency_id: str) -> SubscriptionSnapshot | None:
+        """The customer's live subscription made for the agency (ours: `metadata.agency_id`)."""
+        found = [
+            subscription
+            for subscription in self._paginate(
+                "/v1/subscriptions", {"customer": customer_id, "status": "all"}
+            )
+            if (subscription.get("metadata") or {}).get("agency_id") == agency_id
+            and subscription["status"] not in ENDED
+        ]
+        if not found:
+            return None
+        oldest = min(found, key=lambda subscription: (subscription["created"], subscription["id"]))
+        return self._snapshot(oldest)
 
     def create_subscription(
         self,
@@ -126,7 +164,7 @@ class StripeGateway:
         agency_id: str,
         quantities: Mapping[str, int],
         trial_days: int | None,
-        key: str,
+        intent: Intent,
     ) -> SubscriptionSnapshot:
         items = [
             {"price": self.prices[seat], "quantity": quantity}
@@ -143,10 +181,11 @@ class StripeGateway:
         }
         if trial_days:
             params["trial_period_days"] = trial_days
+        key = intent.key("subscription", params)
         subscription = self._call(
             lambda: self.client.v1.subscriptions.create(params, {"idempotency_key": key})  # type: ignore[arg-type]
         )
-        return self._snapshot(subscription)
+        return self._snapshot(subscription, replayed=_replayed(subscription))
 
     def get_subscription(self, subscription_id: str) -> SubscriptionSnapshot:
         return self._snapshot(
@@ -159,12 +198,14 @@ class StripeGateway:
         item_ids: Mapping[str, str | None],
         quantities: Mapping[str, int],
         proration_behavior: str,
-        key: str,
+        intent: Intent,
     ) -> SubscriptionSnapshot:
         """Set every item to its absolute quantity in one call (never "+1").
 
         Every known item is sent, changed or not: what we last saw of Stripe may
-        be stale, and an absolute quantity is harmless to repeat.
+        be stale, and an absolute quantity is harmless to repeat. An item is added
+        by price only when the caller knows the subscription has none for it (two
+        items with one price are refused).
         """
         items: list[dict[str, Any]] = []
         for seat, quantity in sorted(quantities.items()):
@@ -174,6 +215,9 @@ class StripeGateway:
             elif quantity > 0:
                 items.append({"price": self.prices[seat], "quantity": quantity})
         params = {"items": items, "proration_behavior": proration_behavior}
+        # The quantities in the key's readable part, for whoever reads the request log.
+        wanted = "-".join(f"{seat}{quantities[seat]}" for seat in sorted(quantities))
+        key = intent.key(f"quantities:{wanted}", {"subscription": subscription_id, **params})
         subscription = self._call(
             lambda: self.client.v1.subscriptions.update(
                 subscription_id,
@@ -181,7 +225,7 @@ class StripeGateway:
                 {"idempotency_key": key},
             )
         )
-        return self._snapshot(subscription)
+        return self._snapshot(subscription, replayed=_replayed(subscription))
 
     def invoice_pending_items(
         self, customer_id: str, subscription_id: str, key: str
@@ -261,7 +305,7 @@ class StripeGateway:
 
     # ---- helpers -------------------------------------------------------------
 
-    def _snapshot(self, stripe_object: Any) -> SubscriptionSnapshot:
+    def _snapshot(self, stripe_object: Any, replayed: bool = False) -> SubscriptionSnapshot:
         subscription = (
             stripe_object.to_dict() if hasattr(stripe_object, "to_dict") else stripe_object
         )
@@ -280,6 +324,7 @@ class StripeGateway:
             trial_end=datetime.fromtimestamp(trial_end, UTC) if trial_end else None,
             items=items,
             has_pending_update=bool(subscription.get("pending_update")),
+            replayed=replayed,
         )
 
     def _call(self, request: Any) -> Any:
@@ -318,6 +363,15 @@ def plain(stripe_object: Any) -> dict[str, Any]:
     """JSON-ready, as Stripe sent it: the SDK turns `*_decimal` strings into Decimals."""
     found: dict[str, Any] = json.loads(json.dumps(stripe_object.to_dict(), default=str))
     return found
+
+
+def _replayed(stripe_object: Any) -> bool:
+    """Stripe answered from its idempotency store (`Idempotent-Replayed: true`)."""
+    response = getattr(stripe_object, "last_response", None)
+    headers: Mapping[str, str] = response.headers if response is not None else {}
+    # requests' headers are case-insensitive; a plain dict may spell it either way.
+    value = headers.get("Idempotent-Replayed") or headers.get("idempotent-replayed") or ""
+    return value.lower() == "true"
 
 
 def _describe(error: stripe.StripeError) -> str:

@@ -117,6 +117,8 @@ def _converge(rt: Runtime, stripe_gateway: StripeGateway, agency_id: str) -> str
             return "unknown agency"
         match plan.action:
             case sync.SyncAction.NONE:
+                if not plan.done:  # confirmed meanwhile by a fresh look (a webhook, a retrieve)
+                    _confirm(rt, plan)
                 return "in sync"
             case sync.SyncAction.PROVISION:
                 _provision(rt, stripe_gateway, plan)
@@ -169,6 +171,10 @@ def _sync_quantities(rt: Runtime, stripe_gateway: StripeGateway, plan: sync.Sync
         )
     _after_sync(rt, plan, snapshot)
     return in_sync
+
+
+def _confirm(rt: Runtime, plan: sync.SyncPlan) -> None:
+    rt.transaction(lambda s: sync.record_confirmed(s, plan))
 
 
 def _observed(session: Session, plan: sync.SyncPlan, current: SubscriptionSnapshot) -> bool:

@@ -67,6 +67,7 @@ class SyncPlan:
     window: UpdateWindow
     created_at: datetime  # the agency's: none of its Stripe objects is older
     attempts: int = 0  # tries since the last confirmed write that ended uncertain
+    done: bool = False  # the outbox row says Stripe holds the purchased seats
 
     @property
     def intent(self) -> Intent:
@@ -117,6 +118,7 @@ def plan_sync(session: Session, agency_id: str) -> SyncPlan | None:
         window=UpdateWindow(row.window_started_at, row.window_updates),
         created_at=agency.created_at,
         attempts=row.attempts,
+        done=row.status == OutboxStatus.DONE,
     )
 
 
@@ -219,6 +221,18 @@ def record_synced(
         # the updates would go out back to back instead of one per max_wait.
         row.first_pending_at = now
     if in_sync or sent_update:
+        row.attempts = 0
+        row.last_error = None
+    return in_sync
+
+
+def record_confirmed(session: Session, plan: SyncPlan) -> bool:
+    """Every pool's billed count (each one read from Stripe: a write's fresh answer, a
+    retrieve, a webhook's re-fetch) equals what was bought: the row is done."""
+    pools = _locked_pools(session, plan.agency_id)
+    row = _outbox_row(session, plan.agency_id)
+    in_sync = _settle(row, pools, plan.version)
+    if in_sync:
         row.attempts = 0
         row.last_error = None
     return in_sync

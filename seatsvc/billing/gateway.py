@@ -67,30 +67,44 @@ class InvoiceSnapshot:
     paid: bool
 
 
-def stripe_client(config: Config) -> stripe.StripeClient:
+def stripe_client(
+    config: Config, http_client: stripe.HTTPClient | None = None
+) -> stripe.StripeClient:
     """Real Stripe with STRIPE_API_KEY, or whatever STRIPE_API_BASE names (the emulator)."""
     return stripe.StripeClient(
         config.stripe_api_key or "sk_test_emulator",
         base_addresses={"api": config.stripe_api_base} if config.stripe_api_base else None,
         # The jobs own retrying (RQ Retry with backoff), so the SDK must not add its own.
         max_network_retries=0,
-        http_client=stripe.RequestsClient(timeout=20),
+        http_client=http_client or stripe.RequestsClient(timeout=20),
     )
 
 
 class StripeGateway:
-    def __init__(self, client: stripe.StripeClient, prices: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        client: stripe.StripeClient,
+        prices: Mapping[str, str],
+        http_client: stripe.HTTPClient | None = None,
+    ) -> None:
         self.client = client
         self.prices = dict(prices)  # seat type -> price id
         self._seat_type_of_price = {price: seat for seat, price in self.prices.items()}
+        self._http_client = http_client
         self.calls = 0  # Stripe calls made through this gateway (reports, benchmarks)
 
     @classmethod
     def from_config(cls, config: Config) -> StripeGateway:
-        gateway = cls(stripe_client(config), {})
+        http_client = stripe.RequestsClient(timeout=20)
+        gateway = cls(stripe_client(config, http_client), {}, http_client)
         gateway.prices = gateway._resolve_prices(config)
         gateway._seat_type_of_price = {price: seat for seat, price in gateway.prices.items()}
         return gateway
+
+    def close_connections(self) -> None:
+        """Drop pooled HTTP connections (before a fork: a child must not share a socket)."""
+        if self._http_client is not None:
+            self._http_client.close()  # type: ignore[no-untyped-call]  # untyped in the SDK
 
     def _resolve_prices(self, config: Config) -> dict[str, str]:
         configured = {"base": config.stripe_price_base, "voice": config.stripe_price_voice}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -67,9 +68,12 @@ def invoice_agency(agency_id: str) -> str:
             return "no subscription yet"
         day = utcnow().date().isoformat()
         count = rt.transaction(lambda s: sync.invoices_on(s, agency_id, day))
-        key = f"seatsvc:{agency_id}:invoice:{day}:{count + 1}"
+        tag = f"{agency_id}:invoice:{day}:{count + 1}"
+        token = uuid.uuid4().hex[:16]  # this try's own keys (see invoice_pending_items)
         try:
-            invoice = gateway(rt).invoice_pending_items(plan.customer_id, plan.subscription_id, key)
+            invoice = gateway(rt).invoice_pending_items(
+                plan.customer_id, plan.subscription_id, tag, token
+            )
         except PaymentDeclined as error:
             reason = str(error)
             rt.transaction(

@@ -16,24 +16,17 @@ from typing import Any
 import stripe
 
 from seatsvc import metrics
-from seatsvc.billing.keys import Intent
+from seatsvc.billing.keys import Intent, body_digest
+from seatsvc.billing.stripe_errors import PaymentDeclined as PaymentDeclined
+from seatsvc.billing.stripe_errors import StripePermanent as StripePermanent
+from seatsvc.billing.stripe_errors import StripeTransient as StripeTransient
+from seatsvc.billing.stripe_errors import sorted_call
 from seatsvc.config import Config
 
 PAGE = 100  # list calls: the most Stripe returns per page
 PRICE_LOOKUP_KEYS = {"base": "seatsvc_base", "voice": "seatsvc_voice"}
+INVOICE_TAG = "seatsvc_invoice"  # metadata naming an invoice we made: agency, day, number
 ENDED = frozenset({"canceled", "incomplete_expired"})  # a subscription that bills no more
-
-
-class StripeTransient(Exception):
-    """Stripe is down, slow, rate limiting or locked: try again later."""
-
-
-class StripePermanent(Exception):
-    """Stripe refused the request itself: retrying the same call cannot help."""
-
-
-class PaymentDeclined(Exception):
-    """The card was declined: the admins must act; never retried in a loop."""
 
 
 @dataclass(frozen=True)
@@ -242,37 +235,47 @@ class StripeGateway:
         return self._snapshot(subscription, replayed=_replayed(subscription))
 
     def invoice_pending_items(
-        self, customer_id: str, subscription_id: str, key: str
+        self, customer_id: str, subscription_id: str, tag: str, token: str
     ) -> InvoiceSnapshot | None:
-        """One invoice of the pending prorations, paid now; None when nothing is pending."""
-        pending = self._call(
-            lambda: self.client.v1.invoice_items.list(
-                {"customer": customer_id, "pending": True, "limit": 1}
+        """One invoice of the pending prorations, paid now; None when nothing is pending.
+
+        `tag` names the invoice (agency, day, number) in its metadata: a try after a
+        5xx or a lost answer first finds the invoice an earlier try made and finishes
+        it instead of making another. `token` is new for every try, so each try's
+        writes go under keys of their own and no saved 500 is replayed to them.
+        """
+        invoice = self._unfinished_invoice(subscription_id, tag)
+        if invoice is None:
+            pending = self._call(
+                lambda: self.client.v1.invoice_items.list(
+                    {"customer": customer_id, "pending": True, "limit": 1}
+                )
             )
-        )
-        if not pending.data:
-            return None
-        invoice = self._call(
-            lambda: self.client.v1.invoices.create(
-                {
-                    "customer": customer_id,
-                    "subscription": subscription_id,
-                    "pending_invoice_items_behavior": "include",
-                    "auto_advance": True,
-                },
-                {"idempotency_key": key},
+            if not pending.data:
+                return None
+            params = {
+                "customer": customer_id,
+                "subscription": subscription_id,
+                "pending_invoice_items_behavior": "include",
+                "auto_advance": True,
+                "metadata": {INVOICE_TAG: tag},
+            }
+            key = f"seatsvc:{tag}:create:{token}:{body_digest(params)}"
+            invoice = self._call(
+                lambda: self.client.v1.invoices.create(params, {"idempotency_key": key})  # type: ignore[arg-type]
             )
-        )
         if invoice.status == "draft":
+            draft_id = str(invoice.id)
             invoice = self._call(
                 lambda: self.client.v1.invoices.finalize_invoice(
-                    str(invoice.id), {}, {"idempotency_key": f"{key}:finalize"}
+                    draft_id, {}, {"idempotency_key": f"seatsvc:{tag}:finalize:{draft_id}:{token}"}
                 )
             )
         if invoice.status == "open":
+            open_id = str(invoice.id)
             invoice = self._call(
                 lambda: self.client.v1.invoices.pay(
-                    str(invoice.id), {}, {"idempotency_key": f"{key}:pay"}
+                    open_id, {}, {"idempotency_key": f"seatsvc:{tag}:pay:{open_id}:{token}"}
                 )
             )
         return InvoiceSnapshot(
@@ -281,6 +284,19 @@ class StripeGateway:
             amount_due=int(invoice.amount_due or 0),
             paid=invoice.status == "paid",
         )
+
+    def _unfinished_invoice(self, subscription_id: str, tag: str) -> Any:
+        """Our invoice `tag`, left draft or open by an earlier try (None: there is none)."""
+        for status in ("draft", "open"):
+            found = self._call(
+                lambda status=status: self.client.v1.invoices.list(
+                    {"subscription": subscription_id, "status": status, "limit": PAGE}
+                )
+            )
+            for invoice in found.data:
+                if (invoice.to_dict().get("metadata") or {}).get(INVOICE_TAG) == tag:
+                    return invoice
+        return None
 
     # ---- reads for webhooks and reconciliation ---------------------------------
 
@@ -344,7 +360,7 @@ class StripeGateway:
     def _call(self, request: Any) -> Any:
         self.calls += 1
         try:
-            answer = StripeGateway._sorted_call(request)
+            answer = sorted_call(request)
         except PaymentDeclined:
             metrics.count_stripe_call("declined")
             raise
@@ -356,21 +372,6 @@ class StripeGateway:
             raise
         metrics.count_stripe_call(None)
         return answer
-
-    @staticmethod
-    def _sorted_call(request: Any) -> Any:
-        try:
-            return request()
-        except stripe.CardError as error:
-            raise PaymentDeclined(_describe(error)) from error
-        except (stripe.RateLimitError, stripe.APIConnectionError) as error:
-            raise StripeTransient(_describe(error)) from error
-        except stripe.APIError as error:
-            raise StripeTransient(_describe(error)) from error
-        except stripe.StripeError as error:
-            if (error.http_status or 0) >= 500 or error.http_status == 409:
-                raise StripeTransient(_describe(error)) from error
-            raise StripePermanent(_describe(error)) from error
 
 
 def plain(stripe_object: Any) -> dict[str, Any]:
@@ -386,9 +387,3 @@ def _replayed(stripe_object: Any) -> bool:
     # requests' headers are case-insensitive; a plain dict may spell it either way.
     value = headers.get("Idempotent-Replayed") or headers.get("idempotent-replayed") or ""
     return value.lower() == "true"
-
-
-def _describe(error: stripe.StripeError) -> str:
-    """A readable reason with no request body (it may carry personal data)."""
-    code = getattr(error, "code", None) or type(error).__name__
-    return f"stripe {error.http_status or '-'} {code}: {error.user_message or str(error)[:200]}"

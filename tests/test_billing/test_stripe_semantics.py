@@ -209,3 +209,60 @@ def test_a_dashboard_change_after_a_lost_answer_is_never_reported_in_sync(
     writes = bill.emu.requests(sub_path, "POST")
     assert not any(e["replayed"] for e in writes)  # a new key after the lost answer
     assert_stripe_holds_the_ledger(bill, "dash")
+
+
+# ---- invoices: each try under its own keys, an earlier try's invoice finished ----------------
+
+
+def invoiced(bill: Billing, agency_id: str) -> bool:
+    return bill.in_sync(agency_id) and not bill.outbox(agency_id).invoice_needed
+
+
+def new_invoices(bill: Billing, customer_id: str, earlier: set[str]) -> list[dict[str, object]]:
+    return [
+        invoice
+        for invoice in bill.emu.objects("invoice")
+        if invoice["customer"] == customer_id and invoice["id"] not in earlier
+    ]
+
+
+def test_an_invoice_created_behind_a_saved_500_is_finished_not_made_again(
+    bill: Billing, fast_retry: Retry
+) -> None:
+    bill.active_agency("inv500", seats=1)
+    bill.runtime.config = bill.runtime.config.with_overrides(billing_invoice_mode="immediate")
+    customer_id = str(bill.agency("inv500").stripe_customer_id)
+    earlier = {invoice["id"] for invoice in bill.emu.objects("invoice")}
+    bill.emu.fail_next(mode="error_after", method="POST", path="/v1/invoices")
+
+    bill.api.ok("PUT", "/v1/agencies/inv500/seats/base", {"quantity": 3})
+    bill.work_until(lambda: invoiced(bill, "inv500"), timeout=30)
+
+    (invoice,) = new_invoices(bill, customer_id, earlier)
+    assert invoice["status"] == "paid"
+    creates = bill.emu.requests("/v1/invoices", "POST")
+    assert [e["status"] for e in creates if e["path"] == "/v1/invoices"] == [500]
+    assert not any(e["replayed"] for e in creates)
+    assert bill.agency("inv500").billing_attention is None
+
+
+def test_a_finalize_and_a_payment_applied_behind_saved_500s_charge_once(
+    bill: Billing, fast_retry: Retry
+) -> None:
+    bill.active_agency("pay500", seats=1)
+    bill.runtime.config = bill.runtime.config.with_overrides(billing_invoice_mode="immediate")
+    customer_id = str(bill.agency("pay500").stripe_customer_id)
+    earlier = {invoice["id"] for invoice in bill.emu.objects("invoice")}
+    bill.emu.fail_next(mode="error_after", method="POST", path_prefix="/v1/invoices/", count=2)
+
+    bill.api.ok("PUT", "/v1/agencies/pay500/seats/base", {"quantity": 3})
+    bill.work_until(lambda: invoiced(bill, "pay500"), timeout=30)
+
+    (invoice,) = new_invoices(bill, customer_id, earlier)
+    assert invoice["status"] == "paid"
+    calls = bill.emu.requests("/v1/invoices/", "POST")
+    assert [(e["path"].rsplit("/", 1)[1], e["status"]) for e in calls] == [
+        ("finalize", 500),
+        ("pay", 500),
+    ]  # both applied; each retry looked at Stripe first and found nothing left to do
+    assert bill.agency("pay500").billing_attention is None

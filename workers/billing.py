@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -37,6 +38,8 @@ from workers.context import gateway
 log = logging.getLogger(__name__)
 
 MAX_ROUNDS = 25
+# How much older than the agency row its Stripe customer may look (clocks differ).
+CUSTOMER_LOOKBACK = timedelta(hours=1)
 
 
 # ---- jobs ------------------------------------------------------------------------
@@ -65,9 +68,12 @@ def invoice_agency(agency_id: str) -> str:
             return "no subscription yet"
         day = utcnow().date().isoformat()
         count = rt.transaction(lambda s: sync.invoices_on(s, agency_id, day))
-        key = f"seatsvc:{agency_id}:invoice:{day}:{count + 1}"
+        tag = f"{agency_id}:invoice:{day}:{count + 1}"
+        token = uuid.uuid4().hex[:16]  # this try's own keys (see invoice_pending_items)
         try:
-            invoice = gateway(rt).invoice_pending_items(plan.customer_id, plan.subscription_id, key)
+            invoice = gateway(rt).invoice_pending_items(
+                plan.customer_id, plan.subscription_id, tag, token
+            )
         except PaymentDeclined as error:
             reason = str(error)
             rt.transaction(
@@ -115,6 +121,8 @@ def _converge(rt: Runtime, stripe_gateway: StripeGateway, agency_id: str) -> str
             return "unknown agency"
         match plan.action:
             case sync.SyncAction.NONE:
+                if not plan.done:  # confirmed meanwhile by a fresh look (a webhook, a retrieve)
+                    _confirm(rt, plan)
                 return "in sync"
             case sync.SyncAction.PROVISION:
                 _provision(rt, stripe_gateway, plan)
@@ -138,47 +146,82 @@ def _converge(rt: Runtime, stripe_gateway: StripeGateway, agency_id: str) -> str
 
 def _sync_quantities(rt: Runtime, stripe_gateway: StripeGateway, plan: sync.SyncPlan) -> bool:
     assert plan.subscription_id is not None
+    subscription_id = plan.subscription_id
     item_ids = rt.transaction(lambda s: sync.item_ids(s, plan.agency_id))
+    unknown = [seat for seat, n in plan.purchased.items() if n > 0 and not item_ids.get(seat)]
+    if plan.uncertain or unknown:
+        # After a 5xx, a lost answer or a replay Stripe may hold anything (our write, or
+        # a dashboard change since), and an item added by price twice is refused: learn
+        # Stripe's present first; the write below then goes out under a new key.
+        current = stripe_gateway.get_subscription(subscription_id)
+        if rt.transaction(lambda s: _observed(s, plan, current)):
+            _after_sync(rt, plan, current)
+            return True
+        item_ids = {seat: item.id for seat, item in current.items.items()}
     snapshot = stripe_gateway.set_quantities(
-        plan.subscription_id,
-        item_ids,
-        plan.purchased,
-        "create_prorations",
-        plan.idempotency_key("quantities"),
+        subscription_id, item_ids, plan.purchased, "create_prorations", plan.intent
     )
-    in_sync = rt.transaction(
-        lambda s: sync.record_synced(s, plan, snapshot, utcnow(), sent_update=True)
-    )
+    if snapshot.replayed:
+        # What Stripe held when the key was first used, not now: record a fresh look,
+        # and give the next write a new key.
+        reason = f"stripe replayed an earlier answer for {subscription_id}"
+        rt.transaction(lambda s: sync.record_uncertain(s, plan.agency_id, reason))
+        current = stripe_gateway.get_subscription(subscription_id)
+        in_sync = rt.transaction(lambda s: _observed(s, plan, current))
+        snapshot = current
+    else:
+        in_sync = rt.transaction(
+            lambda s: sync.record_synced(s, plan, snapshot, utcnow(), sent_update=True)
+        )
+    _after_sync(rt, plan, snapshot)
+    return in_sync
+
+
+def _confirm(rt: Runtime, plan: sync.SyncPlan) -> None:
+    rt.transaction(lambda s: sync.record_confirmed(s, plan))
+
+
+def _observed(session: Session, plan: sync.SyncPlan, current: SubscriptionSnapshot) -> bool:
+    """A fresh retrieve recorded as Stripe's present (no write of ours went out)."""
+    return sync.record_synced(session, plan, current, utcnow(), sent_update=False)
+
+
+def _after_sync(rt: Runtime, plan: sync.SyncPlan, snapshot: SubscriptionSnapshot) -> None:
+    """In `immediate` mode, a seat increase is invoiced now while today's budget lasts."""
     grew = any(snapshot.quantity(seat) > (plan.billed.get(seat) or 0) for seat in plan.purchased)
     if grew and rt.config.billing_invoice_mode == "immediate":
         day = utcnow().date().isoformat()
         invoices_today = rt.transaction(lambda s: sync.invoices_on(s, plan.agency_id, day))
         if invoice_allowed_now("immediate", invoices_today):
             enqueue_invoice(rt.redis, plan.agency_id)
-    return in_sync
 
 
 def _provision(rt: Runtime, stripe_gateway: StripeGateway, plan: sync.SyncPlan) -> None:
+    """A customer and a subscription for the agency, each created at most once in Stripe:
+    a try whose answer was lost (or saved as a 500) may have made them, so look first."""
     customer_id = plan.customer_id
     if customer_id is None:
-        customer_id = stripe_gateway.create_customer(
-            plan.agency_id, plan.name, plan.billing_email, f"seatsvc:{plan.agency_id}:customer"
+        customer_id = stripe_gateway.find_customer(
+            plan.agency_id, plan.created_at - CUSTOMER_LOOKBACK
+        ) or stripe_gateway.create_customer(
+            plan.agency_id, plan.name, plan.billing_email, plan.intent
         )
-        created = customer_id
-        rt.transaction(lambda s: sync.record_customer(s, plan.agency_id, created))
-    # A paid subscription starts empty: its first invoice is then 0 and paid, so it is
-    # active at once and the seats follow as an ordinary prorated update. Created with
-    # paid seats before the agency has a card, Stripe would leave it `incomplete` and
-    # refuse every later quantity change. A trial charges nothing, so it starts full.
-    opening = plan.purchased if plan.trial_days else dict.fromkeys(plan.purchased, 0)
-    snapshot: SubscriptionSnapshot = stripe_gateway.create_subscription(
-        customer_id,
-        plan.agency_id,
-        opening,
-        plan.trial_days,
-        f"seatsvc:{plan.agency_id}:subscription",
-    )
-    rt.transaction(lambda s: sync.record_subscription(s, plan, snapshot, linked=False))
+        known = customer_id
+        rt.transaction(lambda s: sync.record_customer(s, plan.agency_id, known))
+    snapshot = stripe_gateway.find_subscription(customer_id, plan.agency_id)
+    if snapshot is None:
+        # A paid subscription starts empty: its first invoice is then 0 and paid, so it
+        # is active at once and the seats follow as an ordinary prorated update. Created
+        # with paid seats before the agency has a card, Stripe would leave it `incomplete`
+        # and refuse every later quantity change. A trial charges nothing: it starts full.
+        opening = plan.purchased if plan.trial_days else dict.fromkeys(plan.purchased, 0)
+        snapshot = stripe_gateway.create_subscription(
+            customer_id, plan.agency_id, opening, plan.trial_days, plan.intent
+        )
+        if snapshot.replayed:
+            snapshot = stripe_gateway.get_subscription(snapshot.id)
+    found = snapshot
+    rt.transaction(lambda s: sync.record_subscription(s, plan, found, linked=False))
 
 
 def _link(rt: Runtime, stripe_gateway: StripeGateway, plan: sync.SyncPlan) -> None:

@@ -3,20 +3,25 @@
 The worker entry point (`workers.run`) installs a runtime built from the
 environment before it forks; tests install theirs. A job that finds none builds
 it lazily from the environment, so `rq worker` started by hand works too. The
-gateway (and with it the resolved Stripe prices) is made once per runtime.
+gateway (and with it the resolved Stripe prices) is made once per runtime; a
+forking worker makes it before its first fork (`prepare_gateway`), since one
+made inside a work horse dies with the horse and the next job would pay
+`prices.list` again.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from dotenv import load_dotenv
 
-from seatsvc.billing.gateway import StripeGateway
+from seatsvc.billing.gateway import StripeGateway, StripePermanent, StripeTransient
 from seatsvc.config import Config
 from seatsvc.enqueue import build_runtime
 from seatsvc.runtime import Runtime
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _current: list[Runtime] = []
 _gateways: dict[int, StripeGateway] = {}
@@ -45,6 +50,20 @@ def gateway(rt: Runtime) -> StripeGateway:
         if found is None:
             found = _gateways[id(rt)] = StripeGateway.from_config(rt.config)
         return found
+
+
+def prepare_gateway(rt: Runtime) -> None:
+    """Resolve the Stripe prices now, in the worker process, for every horse it forks.
+
+    Best effort: with Stripe unreachable at start the worker still runs, and each job
+    resolves the prices itself until the worker restarts.
+    """
+    try:
+        prepared = gateway(rt)
+    except (StripeTransient, StripePermanent) as error:
+        log.warning("Stripe prices not resolved at start (each job will try): %s", error)
+        return
+    prepared.close_connections()  # horses open their own: no socket shared across a fork
 
 
 def install_gateway(rt: Runtime, stripe_gateway: StripeGateway | None) -> None:

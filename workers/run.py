@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> None:
         ObservedSimpleWorker if args.no_fork else ObservedWorker
     )
     names = args.queues or ROLES[args.role]
+    if args.role == "worker":  # billing: the prices once, before the first fork
+        context.prepare_gateway(runtime)
     worker = worker_class(
         [queue(runtime.redis, name) for name in names],
         connection=runtime.redis,

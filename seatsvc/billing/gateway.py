@@ -16,22 +16,17 @@ from typing import Any
 import stripe
 
 from seatsvc import metrics
+from seatsvc.billing.keys import Intent, body_digest
+from seatsvc.billing.stripe_errors import PaymentDeclined as PaymentDeclined
+from seatsvc.billing.stripe_errors import StripePermanent as StripePermanent
+from seatsvc.billing.stripe_errors import StripeTransient as StripeTransient
+from seatsvc.billing.stripe_errors import sorted_call
 from seatsvc.config import Config
 
 PAGE = 100  # list calls: the most Stripe returns per page
 PRICE_LOOKUP_KEYS = {"base": "seatsvc_base", "voice": "seatsvc_voice"}
-
-
-class StripeTransient(Exception):
-    """Stripe is down, slow, rate limiting or locked: try again later."""
-
-
-class StripePermanent(Exception):
-    """Stripe refused the request itself: retrying the same call cannot help."""
-
-
-class PaymentDeclined(Exception):
-    """The card was declined: the admins must act; never retried in a loop."""
+INVOICE_TAG = "seatsvc_invoice"  # metadata naming an invoice we made: agency, day, number
+ENDED = frozenset({"canceled", "incomplete_expired"})  # a subscription that bills no more
 
 
 @dataclass(frozen=True)
@@ -49,6 +44,8 @@ class SubscriptionSnapshot:
     trial_end: datetime | None
     items: Mapping[str, ItemSnapshot]  # by seat type
     has_pending_update: bool = False
+    # Stripe answered from its idempotency store: what it held then, not now.
+    replayed: bool = False
 
     def quantity(self, seat_type: str) -> int:
         item = self.items.get(seat_type)
@@ -63,30 +60,44 @@ class InvoiceSnapshot:
     paid: bool
 
 
-def stripe_client(config: Config) -> stripe.StripeClient:
+def stripe_client(
+    config: Config, http_client: stripe.HTTPClient | None = None
+) -> stripe.StripeClient:
     """Real Stripe with STRIPE_API_KEY, or whatever STRIPE_API_BASE names (the emulator)."""
     return stripe.StripeClient(
         config.stripe_api_key or "sk_test_emulator",
         base_addresses={"api": config.stripe_api_base} if config.stripe_api_base else None,
         # The jobs own retrying (RQ Retry with backoff), so the SDK must not add its own.
         max_network_retries=0,
-        http_client=stripe.RequestsClient(timeout=20),
+        http_client=http_client or stripe.RequestsClient(timeout=20),
     )
 
 
 class StripeGateway:
-    def __init__(self, client: stripe.StripeClient, prices: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        client: stripe.StripeClient,
+        prices: Mapping[str, str],
+        http_client: stripe.HTTPClient | None = None,
+    ) -> None:
         self.client = client
         self.prices = dict(prices)  # seat type -> price id
         self._seat_type_of_price = {price: seat for seat, price in self.prices.items()}
+        self._http_client = http_client
         self.calls = 0  # Stripe calls made through this gateway (reports, benchmarks)
 
     @classmethod
     def from_config(cls, config: Config) -> StripeGateway:
-        gateway = cls(stripe_client(config), {})
+        http_client = stripe.RequestsClient(timeout=20)
+        gateway = cls(stripe_client(config, http_client), {}, http_client)
         gateway.prices = gateway._resolve_prices(config)
         gateway._seat_type_of_price = {price: seat for seat, price in gateway.prices.items()}
         return gateway
+
+    def close_connections(self) -> None:
+        """Drop pooled HTTP connections (before a fork: a child must not share a socket)."""
+        if self._http_client is not None:
+            self._http_client.close()  # type: ignore[no-untyped-call]  # untyped in the SDK
 
     def _resolve_prices(self, config: Config) -> dict[str, str]:
         configured = {"base": config.stripe_price_base, "voice": config.stripe_price_voice}
@@ -111,14 +122,48 @@ class StripeGateway:
 
     # ---- customers and subscriptions ---------------------------------------
 
-    def create_customer(self, agency_id: str, name: str, email: str, key: str) -> str:
+    def find_customer(self, agency_id: str, created_after: datetime) -> str | None:
+        """The agency's customer if one exists (`metadata.agency_id`), the oldest if several.
+
+        A list filtered by creation time, not `customers.search`: search is eventually
+        consistent and would miss a customer created a moment ago by a try whose
+        answer was lost. Every customer of the agency was created after the agency.
+        """
+        params = {"created": {"gte": int(created_after.timestamp())}}
+        found = [
+            customer
+            for customer in self._paginate("/v1/customers", params)
+            if (customer.get("metadata") or {}).get("agency_id") == agency_id
+        ]
+        if not found:
+            return None
+        return str(min(found, key=lambda customer: (customer["created"], customer["id"]))["id"])
+
+    def create_customer(self, agency_id: str, name: str, email: str, intent: Intent) -> str:
+        """A replayed answer is fine here: the customer's id is all we keep of it."""
+        params = {"name": name, "email": email, "metadata": {"agency_id": agency_id}}
         customer = self._call(
             lambda: self.client.v1.customers.create(
-                {"name": name, "email": email, "metadata": {"agency_id": agency_id}},
-                {"idempotency_key": key},
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": intent.key("customer", params)},
             )
         )
         return str(customer.id)
+
+    def find_subscription(self, customer_id: str, agency_id: str) -> SubscriptionSnapshot | None:
+        """The customer's live subscription made for the agency (ours: `metadata.agency_id`)."""
+        found = [
+            subscription
+            for subscription in self._paginate(
+                "/v1/subscriptions", {"customer": customer_id, "status": "all"}
+            )
+            if (subscription.get("metadata") or {}).get("agency_id") == agency_id
+            and subscription["status"] not in ENDED
+        ]
+        if not found:
+            return None
+        oldest = min(found, key=lambda subscription: (subscription["created"], subscription["id"]))
+        return self._snapshot(oldest)
 
     def create_subscription(
         self,
@@ -126,7 +171,7 @@ class StripeGateway:
         agency_id: str,
         quantities: Mapping[str, int],
         trial_days: int | None,
-        key: str,
+        intent: Intent,
     ) -> SubscriptionSnapshot:
         items = [
             {"price": self.prices[seat], "quantity": quantity}
@@ -143,10 +188,11 @@ class StripeGateway:
         }
         if trial_days:
             params["trial_period_days"] = trial_days
+        key = intent.key("subscription", params)
         subscription = self._call(
             lambda: self.client.v1.subscriptions.create(params, {"idempotency_key": key})  # type: ignore[arg-type]
         )
-        return self._snapshot(subscription)
+        return self._snapshot(subscription, replayed=_replayed(subscription))
 
     def get_subscription(self, subscription_id: str) -> SubscriptionSnapshot:
         return self._snapshot(
@@ -159,12 +205,14 @@ class StripeGateway:
         item_ids: Mapping[str, str | None],
         quantities: Mapping[str, int],
         proration_behavior: str,
-        key: str,
+        intent: Intent,
     ) -> SubscriptionSnapshot:
         """Set every item to its absolute quantity in one call (never "+1").
 
         Every known item is sent, changed or not: what we last saw of Stripe may
-        be stale, and an absolute quantity is harmless to repeat.
+        be stale, and an absolute quantity is harmless to repeat. An item is added
+        by price only when the caller knows the subscription has none for it (two
+        items with one price are refused).
         """
         items: list[dict[str, Any]] = []
         for seat, quantity in sorted(quantities.items()):
@@ -174,6 +222,9 @@ class StripeGateway:
             elif quantity > 0:
                 items.append({"price": self.prices[seat], "quantity": quantity})
         params = {"items": items, "proration_behavior": proration_behavior}
+        # The quantities in the key's readable part, for whoever reads the request log.
+        wanted = "-".join(f"{seat}{quantities[seat]}" for seat in sorted(quantities))
+        key = intent.key(f"quantities:{wanted}", {"subscription": subscription_id, **params})
         subscription = self._call(
             lambda: self.client.v1.subscriptions.update(
                 subscription_id,
@@ -181,40 +232,50 @@ class StripeGateway:
                 {"idempotency_key": key},
             )
         )
-        return self._snapshot(subscription)
+        return self._snapshot(subscription, replayed=_replayed(subscription))
 
     def invoice_pending_items(
-        self, customer_id: str, subscription_id: str, key: str
+        self, customer_id: str, subscription_id: str, tag: str, token: str
     ) -> InvoiceSnapshot | None:
-        """One invoice of the pending prorations, paid now; None when nothing is pending."""
-        pending = self._call(
-            lambda: self.client.v1.invoice_items.list(
-                {"customer": customer_id, "pending": True, "limit": 1}
+        """One invoice of the pending prorations, paid now; None when nothing is pending.
+
+        `tag` names the invoice (agency, day, number) in its metadata: a try after a
+        5xx or a lost answer first finds the invoice an earlier try made and finishes
+        it instead of making another. `token` is new for every try, so each try's
+        writes go under keys of their own and no saved 500 is replayed to them.
+        """
+        invoice = self._unfinished_invoice(subscription_id, tag)
+        if invoice is None:
+            pending = self._call(
+                lambda: self.client.v1.invoice_items.list(
+                    {"customer": customer_id, "pending": True, "limit": 1}
+                )
             )
-        )
-        if not pending.data:
-            return None
-        invoice = self._call(
-            lambda: self.client.v1.invoices.create(
-                {
-                    "customer": customer_id,
-                    "subscription": subscription_id,
-                    "pending_invoice_items_behavior": "include",
-                    "auto_advance": True,
-                },
-                {"idempotency_key": key},
+            if not pending.data:
+                return None
+            params = {
+                "customer": customer_id,
+                "subscription": subscription_id,
+                "pending_invoice_items_behavior": "include",
+                "auto_advance": True,
+                "metadata": {INVOICE_TAG: tag},
+            }
+            key = f"seatsvc:{tag}:create:{token}:{body_digest(params)}"
+            invoice = self._call(
+                lambda: self.client.v1.invoices.create(params, {"idempotency_key": key})  # type: ignore[arg-type]
             )
-        )
         if invoice.status == "draft":
+            draft_id = str(invoice.id)
             invoice = self._call(
                 lambda: self.client.v1.invoices.finalize_invoice(
-                    str(invoice.id), {}, {"idempotency_key": f"{key}:finalize"}
+                    draft_id, {}, {"idempotency_key": f"seatsvc:{tag}:finalize:{draft_id}:{token}"}
                 )
             )
         if invoice.status == "open":
+            open_id = str(invoice.id)
             invoice = self._call(
                 lambda: self.client.v1.invoices.pay(
-                    str(invoice.id), {}, {"idempotency_key": f"{key}:pay"}
+                    open_id, {}, {"idempotency_key": f"seatsvc:{tag}:pay:{open_id}:{token}"}
                 )
             )
         return InvoiceSnapshot(
@@ -223,6 +284,19 @@ class StripeGateway:
             amount_due=int(invoice.amount_due or 0),
             paid=invoice.status == "paid",
         )
+
+    def _unfinished_invoice(self, subscription_id: str, tag: str) -> Any:
+        """Our invoice `tag`, left draft or open by an earlier try (None: there is none)."""
+        for status in ("draft", "open"):
+            found = self._call(
+                lambda status=status: self.client.v1.invoices.list(
+                    {"subscription": subscription_id, "status": status, "limit": PAGE}
+                )
+            )
+            for invoice in found.data:
+                if (invoice.to_dict().get("metadata") or {}).get(INVOICE_TAG) == tag:
+                    return invoice
+        return None
 
     # ---- reads for webhooks and reconciliation ---------------------------------
 
@@ -261,7 +335,7 @@ class StripeGateway:
 
     # ---- helpers -------------------------------------------------------------
 
-    def _snapshot(self, stripe_object: Any) -> SubscriptionSnapshot:
+    def _snapshot(self, stripe_object: Any, replayed: bool = False) -> SubscriptionSnapshot:
         subscription = (
             stripe_object.to_dict() if hasattr(stripe_object, "to_dict") else stripe_object
         )
@@ -280,12 +354,13 @@ class StripeGateway:
             trial_end=datetime.fromtimestamp(trial_end, UTC) if trial_end else None,
             items=items,
             has_pending_update=bool(subscription.get("pending_update")),
+            replayed=replayed,
         )
 
     def _call(self, request: Any) -> Any:
         self.calls += 1
         try:
-            answer = StripeGateway._sorted_call(request)
+            answer = sorted_call(request)
         except PaymentDeclined:
             metrics.count_stripe_call("declined")
             raise
@@ -298,21 +373,6 @@ class StripeGateway:
         metrics.count_stripe_call(None)
         return answer
 
-    @staticmethod
-    def _sorted_call(request: Any) -> Any:
-        try:
-            return request()
-        except stripe.CardError as error:
-            raise PaymentDeclined(_describe(error)) from error
-        except (stripe.RateLimitError, stripe.APIConnectionError) as error:
-            raise StripeTransient(_describe(error)) from error
-        except stripe.APIError as error:
-            raise StripeTransient(_describe(error)) from error
-        except stripe.StripeError as error:
-            if (error.http_status or 0) >= 500 or error.http_status == 409:
-                raise StripeTransient(_describe(error)) from error
-            raise StripePermanent(_describe(error)) from error
-
 
 def plain(stripe_object: Any) -> dict[str, Any]:
     """JSON-ready, as Stripe sent it: the SDK turns `*_decimal` strings into Decimals."""
@@ -320,7 +380,10 @@ def plain(stripe_object: Any) -> dict[str, Any]:
     return found
 
 
-def _describe(error: stripe.StripeError) -> str:
-    """A readable reason with no request body (it may carry personal data)."""
-    code = getattr(error, "code", None) or type(error).__name__
-    return f"stripe {error.http_status or '-'} {code}: {error.user_message or str(error)[:200]}"
+def _replayed(stripe_object: Any) -> bool:
+    """Stripe answered from its idempotency store (`Idempotent-Replayed: true`)."""
+    response = getattr(stripe_object, "last_response", None)
+    headers: Mapping[str, str] = response.headers if response is not None else {}
+    # requests' headers are case-insensitive; a plain dict may spell it either way.
+    value = headers.get("Idempotent-Replayed") or headers.get("idempotent-replayed") or ""
+    return value.lower() == "true"

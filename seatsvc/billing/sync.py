@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from seatsvc.billing.gateway import SubscriptionSnapshot
+from seatsvc.billing.keys import Intent
 from seatsvc.billing.limits import UpdateWindow, after_update
 from seatsvc.db import for_update
 from seatsvc.models import Agency, BillingOutbox, SeatPool, utcnow
@@ -64,11 +65,19 @@ class SyncPlan:
     last_change_at: datetime
     first_pending_at: datetime | None
     window: UpdateWindow
+    created_at: datetime  # the agency's: none of its Stripe objects is older
+    attempts: int = 0  # tries since the last confirmed write that ended uncertain
+    done: bool = False  # the outbox row says Stripe holds the purchased seats
 
-    def idempotency_key(self, step: str) -> str:
-        """Derived from the desired state: a re-run replays, a newer state is a new call."""
-        quantities = "-".join(f"{seat}{self.purchased[seat]}" for seat in sorted(self.purchased))
-        return f"seatsvc:{self.agency_id}:{step}:v{self.version}:{quantities}"
+    @property
+    def intent(self) -> Intent:
+        """What names this try's writes: a new try after an uncertain one gets new keys."""
+        return Intent(self.agency_id, self.version, self.attempts)
+
+    @property
+    def uncertain(self) -> bool:
+        """An earlier try failed or was replayed: Stripe may hold anything; look first."""
+        return self.attempts > 0
 
 
 def status_from_stripe(status: str) -> BillingStatus:
@@ -107,6 +116,9 @@ def plan_sync(session: Session, agency_id: str) -> SyncPlan | None:
         last_change_at=row.updated_at,
         first_pending_at=row.first_pending_at,
         window=UpdateWindow(row.window_started_at, row.window_updates),
+        created_at=agency.created_at,
+        attempts=row.attempts,
+        done=row.status == OutboxStatus.DONE,
     )
 
 
@@ -126,6 +138,7 @@ def record_subscription(
     session: Session, plan: SyncPlan, snapshot: SubscriptionSnapshot, linked: bool
 ) -> None:
     """A subscription was created for the agency, or an existing one read for the first time."""
+    assert not snapshot.replayed, "a replayed answer is not Stripe's present"
     agency = _agency(session, plan.agency_id)
     agency.stripe_subscription_id = snapshot.id
     agency.stripe_customer_id = snapshot.customer_id
@@ -153,6 +166,8 @@ def record_subscription(
         pool.stripe_item_id = item.id if item else None
     row = _outbox_row(session, plan.agency_id)
     _settle(row, pools, plan.version)
+    row.attempts = 0  # the subscription is known: later writes start a fresh run of tries
+    row.last_error = None
 
 
 def record_synced(
@@ -162,7 +177,14 @@ def record_synced(
     now: datetime,
     sent_update: bool,
 ) -> bool:
-    """Stripe confirmed `snapshot`. Returns True when the agency is fully in sync."""
+    """Stripe holds `snapshot` now. Returns True when the agency is fully in sync.
+
+    `snapshot` must be Stripe's present: the fresh answer to our own write or a
+    fresh retrieve, never a replayed answer. Only a fresh answer to our write (or
+    being in sync) ends a run of uncertain tries: after a mere retrieve, the next
+    write must still use a new key.
+    """
+    assert not snapshot.replayed, "a replayed answer is not Stripe's present"
     agency = _agency(session, plan.agency_id)
     adopt_status(agency, snapshot)
     pools = _locked_pools(session, plan.agency_id)
@@ -171,7 +193,7 @@ def record_synced(
     for seat, pool in pools.items():
         confirmed = snapshot.quantity(seat)
         item = snapshot.items.get(seat)
-        pool.stripe_item_id = item.id if item else pool.stripe_item_id
+        pool.stripe_item_id = item.id if item else None  # Stripe's present: no item, no id
         previous = pool.billed
         pool.billed = confirmed
         pool.billed_at = now
@@ -198,9 +220,27 @@ def record_synced(
         # a steady stream of seat changes, every later round would be "overdue" and
         # the updates would go out back to back instead of one per max_wait.
         row.first_pending_at = now
-    row.attempts = 0
-    row.last_error = None
+    if in_sync or sent_update:
+        row.attempts = 0
+        row.last_error = None
     return in_sync
+
+
+def record_confirmed(session: Session, plan: SyncPlan) -> bool:
+    """Every pool's billed count (each one read from Stripe: a write's fresh answer, a
+    retrieve, a webhook's re-fetch) equals what was bought: the row is done."""
+    pools = _locked_pools(session, plan.agency_id)
+    row = _outbox_row(session, plan.agency_id)
+    in_sync = _settle(row, pools, plan.version)
+    if in_sync:
+        row.attempts = 0
+        row.last_error = None
+    return in_sync
+
+
+def record_uncertain(session: Session, agency_id: str, reason: str) -> None:
+    """Stripe replayed an old answer: the next write of this agency needs a new key."""
+    record_failure(session, agency_id, reason, permanent=False)
 
 
 def record_failure(session: Session, agency_id: str, reason: str, permanent: bool) -> None:

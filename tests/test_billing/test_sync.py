@@ -192,7 +192,7 @@ def test_changes_during_a_stripe_call_start_a_new_debounce(bill: Billing) -> Non
     assert sub_id
     item_ids = bill.runtime.transaction(lambda s: sync.item_ids(s, "steady"))
     snapshot = context.gateway(bill.runtime).set_quantities(
-        sub_id, item_ids, plan.purchased, "create_prorations", plan.idempotency_key("quantities")
+        sub_id, item_ids, plan.purchased, "create_prorations", plan.intent
     )
     bill.api.seat_request("bob", "steady")  # arrives while the call is out
     now = utcnow()

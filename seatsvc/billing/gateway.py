@@ -20,6 +20,9 @@ from seatsvc.config import Config
 
 PAGE = 100  # list calls: the most Stripe returns per page
 PRICE_LOOKUP_KEYS = {"base": "seatsvc_base", "voice": "seatsvc_voice"}
+# A trial that ends without payment details pauses (no invoice that must fail) until
+# the agency adds a card and upgrades (Stripe: trial_settings.end_behavior).
+TRIAL_SETTINGS = {"end_behavior": {"missing_payment_method": "pause"}}
 
 
 class StripeTransient(Exception):
@@ -143,6 +146,7 @@ class StripeGateway:
         }
         if trial_days:
             params["trial_period_days"] = trial_days
+            params["trial_settings"] = TRIAL_SETTINGS
         subscription = self._call(
             lambda: self.client.v1.subscriptions.create(params, {"idempotency_key": key})  # type: ignore[arg-type]
         )

@@ -13,6 +13,8 @@ The notification payload each kind reads (`workers.notifier._facts`):
                         (unix time or ISO 8601)
   over_capacity         seat_type, purchased (the quantity now in Stripe), used; previous?
   auto_add_cap_reached  seat_type, cap (default: the agency's auto_add_cap); member_id?
+  trial_will_end        trial_ends_at (ISO 8601), has_payment_method (+ the trial limit)
+  upgrade_confirmed     seats {base, voice}, amount_paid (minor units), currency, invoice_id
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ SUBJECTS: dict[NotificationKind, str] = {
     NotificationKind.OVER_CAPACITY: (
         "{{ agency_name }} has more {{ seat_label }} members than paid seats"
     ),
+    NotificationKind.TRIAL_WILL_END: "The trial of {{ agency_name }} ends on {{ trial_ends_on }}",
+    NotificationKind.UPGRADE_CONFIRMED: "{{ agency_name }} is now on a paid plan",
 }
 
 # Short forms for the blocked email's subject; the body explains each at length.

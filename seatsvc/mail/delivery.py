@@ -221,6 +221,25 @@ def _facts(
             invoice_url=payload.get("hosted_invoice_url") or payload.get("invoice_url"),
             next_attempt_at=emails.when(_moment(payload.get("next_payment_attempt"))),
         )
+    elif kind == NotificationKind.TRIAL_WILL_END:
+        ends = _moment(payload.get("trial_ends_at")) or agency.trial_ends_at
+        facts.update(
+            trial_ends_at=emails.when(ends),
+            trial_ends_on=f"{ends:%A} {ends.day} {ends:%B}" if ends else "soon",
+            has_payment_method=bool(payload.get("has_payment_method")),
+            trial_seat_limit=emails.plural(agency.trial_seat_limit, "seat"),
+        )
+    elif kind == NotificationKind.UPGRADE_CONFIRMED:
+        seats = payload.get("seats") or {}
+        facts.update(
+            seat_lines=[
+                emails.plural(int(seats[seat]), f"{emails.seat_label(seat)} seat")
+                for seat in ("base", "voice")
+                if int(seats.get(seat) or 0) > 0
+            ],
+            amount_paid=_money(payload.get("amount_paid") or None, payload.get("currency")),
+            invoice_id=payload.get("invoice_id"),
+        )
     elif kind == NotificationKind.OVER_CAPACITY:
         facts.update(
             purchased=int(payload["purchased"]),

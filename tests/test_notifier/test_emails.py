@@ -232,6 +232,21 @@ LATER_KINDS: dict[NotificationKind, tuple[dict[str, Any], str, tuple[str, ...]]]
         "Clinic has more Base members than paid seats",
         ("directly in Stripe", "from 3 to 2", "Seats paid for", "buy 1 more Base seat"),
     ),
+    NotificationKind.TRIAL_WILL_END: (
+        {"trial_ends_at": "2030-03-14T10:00:00+00:00", "has_payment_method": False},
+        "The trial of Clinic ends on Thursday 14 March",
+        ("Thursday 14 March 2030, 10:00 UTC", "click Upgrade", "allows 1 seat", "paused"),
+    ),
+    NotificationKind.UPGRADE_CONFIRMED: (
+        {
+            "seats": {"base": 3, "voice": 1},
+            "amount_paid": 10000,
+            "currency": "usd",
+            "invoice_id": "in_1",
+        },
+        "Clinic is now on a paid plan",
+        ("3 Base seats", "1 Voice seat", "100.00 USD", "in_1"),
+    ),
 }
 
 

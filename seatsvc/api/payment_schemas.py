@@ -50,7 +50,8 @@ class UpgradeSchema(RequestSchema):
 
     @validates("seats")
     def _at_least_one(self, value: dict[str, int], **_: object) -> None:
-        if value["base"] + value["voice"] < 1:
+        # (Also called after a nested field failed: count what loaded.)
+        if value.get("base", 1) + value.get("voice", 1) < 1:
             raise ValidationError("a paid plan has at least one seat")
 
 

@@ -79,7 +79,6 @@ def payment_setup(agency_id: str, data: dict[str, Any]) -> dict[str, Any]:
             cancel_url=data["return_url"],
             metadata={"agency_id": agency_id, "purpose": "payment_setup"},
             key=key,
-            now=utcnow(),
         )
     )
     return {"url": link.url, "expires_at": link.expires_at}
@@ -132,7 +131,6 @@ def upgrade(agency_id: str, data: dict[str, Any]) -> AgencyView | Response:
             cancel_url=data["return_url"],
             metadata={"agency_id": agency_id, "purpose": "upgrade"},
             key=f"seatsvc:{agency_id}:upgrade-checkout:{key}",
-            now=utcnow(),
         )
     )
     row = transaction(

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from seatsvc.billing.gateway import StripeGateway, SubscriptionSnapshot
-
-# A Checkout Session lives 30 minutes to 24 hours; an hour is plenty to type a card,
-# and a stale link expires before its idempotency key does (24 h).
-CHECKOUT_TTL = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -87,9 +83,9 @@ class PaymentsGateway:
         cancel_url: str,
         metadata: Mapping[str, str],
         key: str,
-        now: datetime,
     ) -> CheckoutLink:
-        expires_at = int((now + CHECKOUT_TTL).timestamp())
+        # No `expires_at`: Stripe's default (24 h) on Stripe's clock, read back from the
+        # answer, so our clock's skew can never make the request invalid.
         session = self._call(
             lambda: self.client.v1.checkout.sessions.create(
                 {
@@ -98,7 +94,6 @@ class PaymentsGateway:
                     "currency": "usd",
                     "success_url": success_url,
                     "cancel_url": cancel_url,
-                    "expires_at": expires_at,
                     "metadata": dict(metadata),
                     "setup_intent_data": {"metadata": dict(metadata)},
                 },

@@ -325,3 +325,31 @@ def test_documented_auth_matches_the_app(client: FlaskClient, document: dict[str
             assert set(body["error"]) == {"code", "message", "details"}
         else:
             assert response.status_code != 401, (method, path)
+
+
+# ---- payment details and plan (issue #11) ---------------------------------------------------
+
+
+def test_payment_routes_are_documented_with_their_schemas(document: dict[str, Any]) -> None:
+    prefix = "/v1/agencies/{agency_id}"
+    for path, created in (
+        ("/payment-setup", "201"),
+        ("/billing-portal", "201"),
+        ("/upgrade", "200"),
+    ):
+        operation = document["paths"][prefix + path]["post"]
+        assert created in operation["responses"], path
+        body = resolve(
+            document, operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        )
+        assert "return_url" in body["required"], path
+        for status in ("409", "422"):
+            assert status in operation["responses"], (path, status)
+    upgrade = document["paths"][prefix + "/upgrade"]["post"]
+    assert "202" in upgrade["responses"]
+    body = resolve(
+        document, upgrade["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    )
+    assert set(body["required"]) == {"seats", "return_url"}
+    agency = document["components"]["schemas"]["Agency"]["properties"]
+    assert "payment_method" in agency

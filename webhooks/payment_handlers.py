@@ -45,8 +45,19 @@ def trial_will_end(rt: Runtime, gateway: StripeGateway, info: events.EventInfo) 
     return StripeEventStatus.PROCESSED, agency_id, note
 
 
+def customer_updated(rt: Runtime, gateway: StripeGateway, info: events.EventInfo) -> Result:
+    agency_id = rt.transaction(
+        lambda s: reconcile.find_agency_id(s, None, _str(info.object.get("id")))
+    )
+    if agency_id is None:
+        return StripeEventStatus.IGNORED, None, "unknown customer"
+    note = upgrade_flow.refresh_card(rt, PaymentsGateway(gateway), agency_id)
+    return StripeEventStatus.PROCESSED, agency_id, note
+
+
 HANDLERS: dict[str, PaymentHandler] = {
     "checkout.session.completed": checkout_completed,
+    "customer.updated": customer_updated,
     "customer.subscription.trial_will_end": trial_will_end,
 }
 # Subscription status changes that the generic subscription handler heals.

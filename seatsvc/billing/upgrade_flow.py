@@ -53,6 +53,23 @@ def adopt_setup(
     return note
 
 
+def refresh_card(rt: Runtime, payments: PaymentsGateway, agency_id: str) -> str:
+    """The customer changed (a card replaced in the customer portal, ...): show the default
+    card Stripe holds now; a card arriving while the trial's end paused billing resumes it."""
+    with agency_lock(rt.redis, agency_id, rt.config.billing_lock_seconds):
+        customer_id, _subscription_id = rt.transaction(lambda s: _stripe_ids(s, agency_id))
+        if customer_id is None:
+            return "no customer yet"
+        card = payments.default_card(customer_id)  # now, not the event's copy
+        row = card.as_row() if card is not None else None
+        rt.transaction(lambda s: upgrades.record_card(s, agency_id, row, None))
+        upgrade_id = rt.transaction(lambda s: upgrades.resume_paused(s, agency_id))
+    note = f"default card {card.brand} {card.last4}" if card is not None else "no default card"
+    if upgrade_id is not None:
+        note += "; " + charge_ready_upgrade(rt, payments, agency_id)
+    return note
+
+
 def charge_ready_upgrade(rt: Runtime, payments: PaymentsGateway, agency_id: str) -> str:
     """End the trial (or resume the paused subscription) with the purchased seats; Stripe
     charges the first invoice now. Safe to repeat: a finished upgrade is not READY."""

@@ -149,6 +149,12 @@ def test_upgrade_with_a_saved_card_ends_the_trial_at_once(hooks: Hooks) -> None:
     assert invoice["amount_paid"] == 2 * DEV_UNIT_AMOUNTS["base"]
     assert len(bill.notifications("upgrade_confirmed")) == 1
 
+    # The admin replaces the card in the customer portal: customer.updated, re-fetched.
+    bill.give_card("carded", "pm_card_amex")
+    hooks.settle()
+    assert api.ok("GET", "/v1/agencies/carded")["payment_method"]["brand"] == "amex"
+    assert len(paid_invoices(bill, "carded")) == 1
+
 
 def test_a_trial_ending_without_a_card_pauses_and_reminds_once(hooks: Hooks) -> None:
     bill, api = hooks.bill, hooks.bill.api

@@ -85,6 +85,13 @@ def test_decide_upgrade(has_card: bool, newest: Pending | None, expected: Upgrad
     assert decide_upgrade(has_card, "k", newest, NOW) == expected
 
 
+def test_the_same_request_after_the_seats_changed_is_a_new_purchase() -> None:
+    done = pending(UpgradeStatus.DONE)
+    assert decide_upgrade(True, "k", done, NOW, holds_seats=False) == UpgradeStep.CHARGE_NOW
+    ready = pending(UpgradeStatus.READY)  # still being charged: never twice
+    assert decide_upgrade(True, "k", ready, NOW, holds_seats=False) == UpgradeStep.ALREADY
+
+
 @pytest.mark.parametrize(
     ("status", "step"),
     [

@@ -88,9 +88,15 @@ def check_upgrade(
             )
 
 
-def decide_upgrade(has_card: bool, key: str, pending: Pending | None, now: datetime) -> UpgradeStep:
+def decide_upgrade(
+    has_card: bool, key: str, pending: Pending | None, now: datetime, holds_seats: bool = True
+) -> UpgradeStep:
+    """`holds_seats`: the agency's purchased seats are the ones asked for (a request done
+    long ago, with seats changed since, is a new purchase, not a repeat)."""
     same = pending is not None and pending.request_key == key
-    if same and pending is not None and pending.status in (UpgradeStatus.READY, UpgradeStatus.DONE):
+    if same and pending is not None and pending.status == UpgradeStatus.READY:
+        return UpgradeStep.ALREADY
+    if same and pending is not None and pending.status == UpgradeStatus.DONE and holds_seats:
         return UpgradeStep.ALREADY
     if has_card:
         return UpgradeStep.CHARGE_NOW

@@ -100,7 +100,8 @@ def begin_upgrade(
         if newest is not None
         else None
     )
-    step = decide_upgrade(agency.payment_method is not None, key, pending, now)
+    holds = all(pools[seat].purchased == quantity for seat, quantity in seats.items())
+    step = decide_upgrade(agency.payment_method is not None, key, pending, now, holds)
     if step == UpgradeStep.ALREADY:
         return UpgradeStart(step, view=view_agency(session, agency))
     if step == UpgradeStep.SAME_CHECKOUT:

@@ -153,3 +153,35 @@ def test_put_trial_false_on_a_trialing_agency_points_to_upgrade(
 
 def test_the_agency_shows_no_payment_method_until_one_is_saved(api: Api) -> None:
     assert api.agency(trial=True)["payment_method"] is None
+
+
+def test_a_completed_checkout_for_an_upgrade_no_longer_possible_keeps_the_card_only(
+    api: Api, runtime: Runtime
+) -> None:
+    """More voice members than the waiting upgrade buys: the card is kept, the upgrade
+    dropped (never a webhook failing forever, never fewer seats than members)."""
+    from seatsvc.models import PlanUpgrade
+    from seatsvc.services import upgrades
+
+    trialing(api, runtime)
+    with runtime.db.session() as session, session.begin():
+        session.add(
+            PlanUpgrade(agency_id="clinic", base=1, voice=0, status="awaiting_payment_method",
+                        request_key="k", checkout_session_id="cs_test_1")
+        )  # fmt: skip
+    set_agency(runtime, trial_seat_limit=2)
+    api.ok("PUT", A + "/seats/voice", {"quantity": 1})
+    api.join("v1", seat_type="voice")
+    assert api.seat_request("v1")["outcome"] == "activated"
+    card = {"id": "pm_1", "brand": "visa", "last4": "4242", "exp_month": 1, "exp_year": 2030}
+
+    charged = runtime.transaction(lambda s: upgrades.record_card(s, "clinic", card, "cs_test_1"))
+
+    assert charged is None
+    agency = api.ok("GET", A)
+    assert agency["payment_method"] == {
+        k: card[k] for k in ("brand", "last4", "exp_month", "exp_year")
+    }
+    assert agency["seats"]["voice"]["purchased"] == 1
+    with runtime.db.session() as session:
+        assert session.query(PlanUpgrade).one().status == "superseded"

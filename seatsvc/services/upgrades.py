@@ -9,6 +9,7 @@ so the ledger and the intent to charge can never part.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,12 +26,14 @@ from seatsvc.billing.upgrade_rules import (
     decide_upgrade,
 )
 from seatsvc.db import for_update
-from seatsvc.errors import InvalidState, NotFound
+from seatsvc.errors import InvalidState, NotFound, SeatsvcError
 from seatsvc.models import Agency, PlanUpgrade, utcnow
 from seatsvc.services import outbox
 from seatsvc.services.agencies import AgencyView, record_seat_event, view_agency
 from seatsvc.services.pools import lock_pools, seats_used
 from seatsvc.types import NotificationKind, SeatEventType, SeatType
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,14 @@ def record_card(
         return None  # a plain card change, or a completion delivered again
     used = seats_used(session, agency_id)
     seats = {SeatType.BASE.value: upgrade.base, SeatType.VOICE.value: upgrade.voice}
-    check_upgrade(agency.baa_signed, agency.billing_status, seats, used)
+    try:
+        check_upgrade(agency.baa_signed, agency.billing_status, seats, used)
+    except SeatsvcError as why:
+        # No longer possible (more members now, the subscription ended): the card is
+        # kept, the upgrade is dropped rather than failing the event forever.
+        upgrade.status = UpgradeStatus.SUPERSEDED
+        log.warning("upgrade %s of %s dropped: %s", upgrade.id, agency_id, why.message)
+        return None
     _purchase(session, agency, upgrade, pools_locked=None)
     return upgrade.id
 

@@ -13,6 +13,7 @@ from seatsvc.billing import reconcile, upgrade_flow
 from seatsvc.billing.gateway import StripeGateway
 from seatsvc.billing.payments import PaymentsGateway
 from seatsvc.runtime import Runtime
+from seatsvc.services import upgrades
 from seatsvc.types import StripeEventStatus
 from webhooks import events
 
@@ -31,6 +32,19 @@ def checkout_completed(rt: Runtime, gateway: StripeGateway, info: events.EventIn
     payments = PaymentsGateway(gateway)
     setup = payments.retrieve_setup(str(obj["id"]))  # its state now, not the event's
     note = upgrade_flow.adopt_setup(rt, payments, agency_id, setup)
+    return StripeEventStatus.PROCESSED, agency_id, note
+
+
+def checkout_expired(rt: Runtime, gateway: StripeGateway, info: events.EventInfo) -> Result:
+    obj = info.object
+    agency_id = rt.transaction(lambda s: reconcile.find_agency_id(s, None, _customer(obj)))
+    if agency_id is None:
+        return StripeEventStatus.IGNORED, None, "unknown customer"
+    session = PaymentsGateway(gateway).retrieve_setup(str(obj["id"]))  # still expired?
+    if session.status != "expired":
+        return StripeEventStatus.IGNORED, agency_id, f"checkout session is {session.status}"
+    found = rt.transaction(lambda s: upgrades.checkout_expired(s, session.id))
+    note = "the waiting upgrade will get a new link" if found else "no upgrade waited for it"
     return StripeEventStatus.PROCESSED, agency_id, note
 
 
@@ -58,6 +72,7 @@ def customer_updated(rt: Runtime, gateway: StripeGateway, info: events.EventInfo
 HANDLERS: dict[str, PaymentHandler] = {
     "checkout.session.completed": checkout_completed,
     "customer.updated": customer_updated,
+    "checkout.session.expired": checkout_expired,
     "customer.subscription.trial_will_end": trial_will_end,
 }
 # Subscription status changes that the generic subscription handler heals.

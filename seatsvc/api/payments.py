@@ -71,7 +71,9 @@ def _stripe(call: Callable[[], T]) -> T:
 )
 def payment_setup(agency_id: str, data: dict[str, Any]) -> dict[str, Any]:
     customer_id, card_id = transaction(lambda s: upgrades.require_customer(s, agency_id))
-    key = f"seatsvc:{agency_id}:payment-setup:{request_key(data)}:{card_id or 'no-card'}"
+    # The day too: a session lives 24 h, so a repeat tomorrow gets a fresh one, not a replay.
+    day = utcnow().date().isoformat()
+    key = f"seatsvc:{agency_id}:payment-setup:{request_key(data)}:{card_id or 'no-card'}:{day}"
     link = _stripe(
         lambda: _payments().create_setup_checkout(
             customer_id,
@@ -130,7 +132,7 @@ def upgrade(agency_id: str, data: dict[str, Any]) -> AgencyView | Response:
             success_url=data["return_url"],
             cancel_url=data["return_url"],
             metadata={"agency_id": agency_id, "purpose": "upgrade"},
-            key=f"seatsvc:{agency_id}:upgrade-checkout:{key}",
+            key=f"seatsvc:{agency_id}:upgrade-checkout:{key}:{start.attempt}",
         )
     )
     row = transaction(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from seatsvc.billing.upgrade_rules import (
@@ -42,6 +42,9 @@ class UpgradeStart:
     view: AgencyView | None = None  # CHARGE_NOW / ALREADY: the agency to answer with
     upgrade_id: int | None = None  # a READY upgrade the worker must charge
     customer_id: str | None = None  # NEW_CHECKOUT: whose card to collect
+    # NEW_CHECKOUT: how many sessions this same request made before (their links expired):
+    # part of the Stripe key, so Stripe does not replay an expired session.
+    attempt: int = 0
     checkout_url: str | None = None  # SAME_CHECKOUT
     checkout_expires_at: datetime | None = None
 
@@ -113,7 +116,12 @@ def begin_upgrade(
             step, checkout_url=newest.checkout_url, checkout_expires_at=newest.checkout_expires_at
         )
     if step == UpgradeStep.NEW_CHECKOUT:
-        return UpgradeStart(step, customer_id=agency.stripe_customer_id)
+        earlier = session.scalar(
+            select(func.count())
+            .select_from(PlanUpgrade)
+            .where(PlanUpgrade.agency_id == agency_id, PlanUpgrade.request_key == key)
+        )
+        return UpgradeStart(step, customer_id=agency.stripe_customer_id, attempt=int(earlier or 0))
     _supersede_waiting(session, agency_id)
     upgrade = PlanUpgrade(
         agency_id=agency_id,
@@ -160,6 +168,17 @@ def record_checkout(
     session.add(upgrade)
     session.flush()
     return upgrade
+
+
+def checkout_expired(session: Session, checkout_id: str) -> bool:
+    """Stripe expired the session: the same request again gets a new link, not this one."""
+    upgrade = session.scalar(
+        for_update(select(PlanUpgrade).where(PlanUpgrade.checkout_session_id == checkout_id))
+    )
+    if upgrade is None or upgrade.status != UpgradeStatus.AWAITING_PAYMENT_METHOD:
+        return False
+    upgrade.checkout_expires_at = min(upgrade.checkout_expires_at or utcnow(), utcnow())
+    return True
 
 
 def _supersede_waiting(session: Session, agency_id: str) -> None:

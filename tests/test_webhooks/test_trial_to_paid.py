@@ -78,6 +78,14 @@ def test_upgrade_without_a_card_goes_through_checkout_and_charges_once(hooks: Ho
     again = upgrade(bill, "seed", base=3, voice=1)  # the admin clicked twice
     assert (again.status_code, again.get_json()) == (202, answer)
     assert bill.agency("seed").billing_status == "trialing"  # nothing bought yet
+    # The link expired unused (Stripe's 24 h, or expired early): the same request
+    # gets a fresh link, never the dead one.
+    bill.client.v1.checkout.sessions.expire(session_id(answer["checkout_url"]))
+    hooks.settle()
+    fresh = upgrade(bill, "seed", base=3, voice=1)
+    assert fresh.status_code == 202
+    answer = fresh.get_json()
+    assert answer["checkout_url"] != again.get_json()["checkout_url"]
 
     bill.emu.complete_checkout(session_id(answer["checkout_url"]))
     settled(hooks, "seed")
@@ -99,7 +107,7 @@ def test_upgrade_without_a_card_goes_through_checkout_and_charges_once(hooks: Ho
     [invoice] = paid_invoices(bill, "seed")  # exactly one first invoice, paid
     assert invoice["amount_paid"] == 3 * DEV_UNIT_AMOUNTS["base"] + DEV_UNIT_AMOUNTS["voice"]
     assert len(bill.notifications("upgrade_confirmed")) == 1
-    assert [u.status for u in upgrades(bill, "seed")] == ["done"]
+    assert [u.status for u in upgrades(bill, "seed")] == ["superseded", "done"]
     deliveries = [
         d for d in bill.emu.deliveries() if d["event_type"] == "checkout.session.completed"
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from seatsvc.api import agencies, health, members
+from seatsvc.api import agencies, health, members, payments
 from seatsvc.api import metrics as metrics_view
 from seatsvc.api.auth import register_auth
 from seatsvc.api.errors import register_error_handlers
@@ -51,6 +51,7 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
         health.bp,
         agencies.bp,
         members.bp,
+        payments.bp,
         openapi_bp,
         metrics_view.bp,
         webhooks_bp,

@@ -43,6 +43,7 @@ INVOICE_JOB = "workers.billing.invoice_agency"
 RECONCILE_JOB = "workers.reconcile.reconcile_one"
 EVENT_JOB = "workers.stripe_events.process_event"
 SEND_JOB = "workers.notifier.send_notification"
+UPGRADE_JOB = "workers.upgrades.charge_upgrade"
 
 # Billing: transient Stripe trouble backs off, then lands in the failed registry for ops.
 BILLING_RETRY = Retry(max=6, interval=[2, 10, 30, 120, 600, 1800])
@@ -160,6 +161,11 @@ def enqueue_sync_at(connection: redis.Redis, agency_id: str, when: datetime) -> 
 
 def enqueue_invoice(connection: redis.Redis, agency_id: str) -> bool:
     return _billing(connection, INVOICE_JOB, f"billing-invoice-{rq_safe(agency_id)}", agency_id)
+
+
+def enqueue_upgrade(connection: redis.Redis, agency_id: str) -> bool:
+    """End the trial and charge an upgrade whose card is on file (billing queue, locked)."""
+    return _billing(connection, UPGRADE_JOB, f"billing-upgrade-{rq_safe(agency_id)}", agency_id)
 
 
 def enqueue_reconcile(connection: redis.Redis, agency_id: str) -> bool:

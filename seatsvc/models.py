@@ -32,6 +32,7 @@ from seatsvc.types import (
 )
 
 ID_LENGTH = 64
+PAYMENT_METHOD_FIELDS = ("brand", "last4", "exp_month", "exp_year")
 
 
 def utcnow() -> datetime:
@@ -78,6 +79,9 @@ class Agency(Base):
     billing_attention: Mapped[str | None] = mapped_column(String(64))
     trial_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     trial_seat_limit: Mapped[int] = mapped_column(Integer, default=1)
+    # The customer's default card for invoices, as Stripe last reported it:
+    # {"id", "brand", "last4", "exp_month", "exp_year"}; null when none.
+    payment_method: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -88,6 +92,13 @@ class Agency(Base):
     @property
     def baa_signed(self) -> bool:
         return self.baa_signed_at is not None
+
+    @property
+    def payment_method_summary(self) -> dict[str, Any] | None:
+        """What the API shows of the card: brand, last4 and expiry, never its id."""
+        if not self.payment_method:
+            return None
+        return {key: self.payment_method.get(key) for key in PAYMENT_METHOD_FIELDS}
 
     @property
     def in_trial(self) -> bool:
@@ -263,3 +274,33 @@ class StripeEvent(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PlanUpgrade(Base):
+    """An agency's request to become paying with these seats (POST …/upgrade).
+
+    `awaiting_payment_method` until the Checkout Session it made completes, then
+    `ready` (the seats are purchased in the ledger, Stripe must end the trial and
+    charge), `done` once Stripe confirmed; `superseded` when a newer request replaced
+    it before it was ready, `expired` when its Checkout Session expired unused.
+    """
+
+    __tablename__ = "plan_upgrades"
+    __table_args__ = (Index("ix_plan_upgrades_agency_id_status", "agency_id", "status"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"))
+    base: Mapped[int] = mapped_column(Integer)
+    voice: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(24))
+    # SHA-256 of the request body: a repeated call finds the same upgrade.
+    request_key: Mapped[str] = mapped_column(String(64))
+    checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    checkout_url: Mapped[str | None] = mapped_column(Text)
+    checkout_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The first invoice Stripe charged for it (the confirmation email shows it).
+    invoice_id: Mapped[str | None] = mapped_column(String(255))
+    amount_paid: Mapped[int | None] = mapped_column(Integer)
+    currency: Mapped[str | None] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

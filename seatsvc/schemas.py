@@ -215,6 +215,13 @@ class SeatSummarySchema(Schema):
     sync = fields.Enum(SyncState, by_value=True, required=True)
 
 
+class PaymentMethodSchema(Schema):
+    brand = fields.String(required=True)
+    last4 = fields.String(required=True)
+    exp_month = fields.Integer(required=True)
+    exp_year = fields.Integer(required=True)
+
+
 class AgencySchema(Schema):
     id = fields.String(attribute="agency.id", required=True)
     name = fields.String(attribute="agency.name", required=True)
@@ -234,6 +241,9 @@ class AgencySchema(Schema):
     trial_seat_limit = fields.Integer(attribute="agency.trial_seat_limit")
     seats = fields.Dict(keys=fields.String(), values=fields.Nested(SeatSummarySchema))
     created_at = fields.AwareDateTime(attribute="agency.created_at")
+    payment_method = fields.Nested(
+        PaymentMethodSchema, attribute="agency.payment_method_summary", allow_none=True
+    )
 
 
 class MemberSchema(Schema):

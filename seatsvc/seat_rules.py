@@ -78,6 +78,10 @@ def _decide_for_pending_login(pool: PoolState) -> SeatDecision:
     if pool.available > 0:
         return SeatDecision(SeatOutcome.ACTIVATED, MemberStatus.ACTIVE)
     if not (pool.auto_add and pool.baa_signed):
+        # In a trial whose allowance is all bought, the allowance is what stops this
+        # login: buying a seat is refused there, upgrading is the way out.
+        if trial_allowance_used(pool):
+            return _blocked(BlockReason.TRIAL_LIMIT)
         return _blocked(BlockReason.NO_CAPACITY)
     if pool.billing_status == BillingStatus.PAST_DUE:
         # Never grow a bill that is not being paid.
@@ -90,6 +94,11 @@ def _decide_for_pending_login(pool: PoolState) -> SeatDecision:
     if pool.auto_add_cap is not None and pool.purchased + needed > pool.auto_add_cap:
         return _blocked(BlockReason.AUTO_ADD_CAP_REACHED)
     return SeatDecision(SeatOutcome.AUTO_ADDED, MemberStatus.ACTIVE, seats_added=needed)
+
+
+def trial_allowance_used(pool: PoolState) -> bool:
+    """In a trial, no more seats can be bought: every seat the trial allows is bought."""
+    return pool.in_trial and pool.total_purchased >= pool.trial_seat_limit
 
 
 def _blocked(reason: BlockReason) -> SeatDecision:

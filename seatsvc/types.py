@@ -33,10 +33,13 @@ class BillingStatus(StrEnum):
     PAST_DUE = "past_due"
     CANCELED = "canceled"
     UNPAID = "unpaid"
+    PAUSED = "paused"  # a trial ended without payment details (Stripe's `paused`)
 
 
 # A subscription in these states cannot give anyone a new seat.
-INACTIVE_BILLING_STATUSES = frozenset({BillingStatus.CANCELED, BillingStatus.UNPAID})
+INACTIVE_BILLING_STATUSES = frozenset(
+    {BillingStatus.CANCELED, BillingStatus.UNPAID, BillingStatus.PAUSED}
+)
 
 
 class SeatOutcome(StrEnum):
@@ -80,6 +83,8 @@ class NotificationKind(StrEnum):
     INVITE = "invite"
     PAYMENT_FAILED = "payment_failed"
     OVER_CAPACITY = "over_capacity"
+    TRIAL_WILL_END = "trial_will_end"
+    UPGRADE_CONFIRMED = "upgrade_confirmed"
 
 
 class NotificationStatus(StrEnum):

@@ -42,6 +42,7 @@ class ControlAPI:
             "webhooks/wait": ("POST", self.wait),
             "dashboard/subscription_items/<item_id>": ("POST", self.dashboard_quantity),
             "objects/<obj_id>": ("GET", self.get_object),
+            "checkout/sessions/<cs_id>/complete": ("POST", self.complete_checkout),
         }
         self._handlers = {name: fn for name, (_, fn) in routes.items()}
         self._map = Map(
@@ -186,6 +187,10 @@ class ControlAPI:
             int(body["quantity"]),
             str(body.get("proration_behavior", "create_prorations")),
         )
+
+    def complete_checkout(self, request: Request, body: Body, cs_id: str) -> Any:
+        """The customer saved a test card (`card`, default `pm_card_visa`) on the page."""
+        return self.emu.complete_checkout(cs_id, str(body.get("card") or "pm_card_visa"))
 
     def get_object(self, request: Request, body: Body, obj_id: str) -> Any:
         found = self.emu.get(obj_id)

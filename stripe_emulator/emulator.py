@@ -10,7 +10,7 @@ from typing import Any
 import stripe
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from stripe_emulator import lifecycle, routes_core, subscriptions
+from stripe_emulator import checkout, lifecycle, routes_core, subscriptions
 from stripe_emulator.clock import Clock
 from stripe_emulator.context import Ctx
 from stripe_emulator.control import ControlAPI
@@ -248,6 +248,22 @@ class StripeEmulator:
 
     def deliveries(self) -> list[JSONDict]:
         return list(self.dispatcher.log)
+
+    # -- Checkout ---------------------------------------------------------------------
+    def complete_checkout(self, session_id: str, card: str = "pm_card_visa") -> JSONDict:
+        """The customer saved `card` on a setup-mode Checkout page: the events Stripe
+        sends follow (payment_method.attached, setup_intent.succeeded,
+        checkout.session.completed). A declined test card raises its card error."""
+        store = self.store
+        ctx = self._ctx()
+        try:
+            with store.mutex:
+                session = store.get(session_id, "checkout.session")
+                checkout.complete(ctx, session, card)
+                result = render(store, session)
+        finally:
+            ctx.flush()
+        return result
 
     # -- the dashboard ---------------------------------------------------------------
     def dashboard_set_quantity(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from stripe_emulator import billing, cancel, subscriptions
+from stripe_emulator import billing, cancel, subscriptions, trials
 from stripe_emulator.context import Ctx
 from stripe_emulator.render import render
 from stripe_emulator.wire import JSONDict
@@ -58,6 +58,10 @@ def _start_period(ctx: Ctx, sub: JSONDict, start: int, reason: str) -> None:
     sub["status"] = "past_due" if failed else "active"
 
 
+# A new paid period from `at`, its invoice charged now (also how a paused one resumes).
+start_period = _start_period
+
+
 def process(ctx: Ctx, sub: JSONDict, kind: str, at: int) -> None:
     before = render(ctx.store, sub)
     if kind == "expire_pending":
@@ -73,6 +77,8 @@ def process(ctx: Ctx, sub: JSONDict, kind: str, at: int) -> None:
     if kind == "renew" and sub.get("cancel_at_period_end"):
         cancel.end_subscription(ctx, sub, at=at)
         return
+    if kind == "trial_end" and trials.end_trial_without_payment_method(ctx, sub, at):
+        return  # paused (or canceled): trial_settings.end_behavior.missing_payment_method
     _start_period(ctx, sub, at, "subscription_cycle")
     after = render(ctx.store, sub)
     prev = {k: v for k, v in before.items() if after.get(k) != v}

@@ -15,7 +15,15 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from stripe_emulator import errors, faults, routes_billing, routes_core, validation
+from stripe_emulator import (
+    errors,
+    faults,
+    pages,
+    routes_billing,
+    routes_core,
+    routes_payments,
+    validation,
+)
 from stripe_emulator.api import Route
 from stripe_emulator.context import Ctx
 from stripe_emulator.faults import Hit
@@ -28,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stripe_emulator")
 
-ROUTES: list[Route] = [*routes_core.ROUTES, *routes_billing.ROUTES]
+ROUTES: list[Route] = [*routes_core.ROUTES, *routes_billing.ROUTES, *routes_payments.ROUTES]
 _URL_MAP = Map(
     [Rule(r.path, endpoint=i, methods=[r.method]) for i, r in enumerate(ROUTES)],
     strict_slashes=False,
@@ -71,6 +79,8 @@ class StripeApp:
         request = Request(environ)
         if request.path.startswith("/_emulator"):
             response = self.emulator.control.handle(request)
+        elif request.path.startswith(pages.PREFIXES):
+            response = pages.handle(self.emulator, request)  # Checkout / portal pages
         else:
             response = self.handle_api(request, environ)
         return response(environ, start_response)
@@ -101,6 +111,8 @@ class StripeApp:
 
     def handle_api(self, request: Request, environ: dict[str, Any]) -> Response:
         store = self.store
+        # Checkout and portal URLs point at this server, as the caller reached it.
+        store.public_url = request.host_url.rstrip("/")
         request_id = new_id("req", 14)
         started = time.monotonic()
         idem_key = request.headers.get("Idempotency-Key")

@@ -290,7 +290,14 @@ def subscription(params: dict[str, Any], customer_id: str, currency: str, now: i
         "test_clock": None,
         "transfer_data": None,
         "trial_end": None,
-        "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
+        "trial_settings": {
+            "end_behavior": {
+                "missing_payment_method": (
+                    (params.get("trial_settings") or {}).get("end_behavior") or {}
+                ).get("missing_payment_method")
+                or "create_invoice"
+            }
+        },
         "trial_start": None,
         "_item_ids": [],
         "_period_start": now,

@@ -28,6 +28,9 @@ PREFIX_TO_KIND = {
     "il": "line_item",
     "evt": "event",
     "we": "webhook_endpoint",
+    "seti": "setup_intent",
+    "cs": "checkout.session",
+    "bps": "billing_portal.session",
 }
 
 
@@ -91,6 +94,8 @@ class Store:
         self._by_kind: dict[str, dict[str, JSONDict]] = {}
         self.idempotency: dict[str, IdempotencyRecord] = {}
         self.inflight_keys: set[str] = set()
+        # The base URL callers reach this server at (Checkout and portal pages link to it).
+        self.public_url = ""
         self._locked: set[str] = set()
         self._lock_guard = threading.Lock()
         self.request_log: list[JSONDict] = []

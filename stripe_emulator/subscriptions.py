@@ -226,7 +226,8 @@ def update_subscription(ctx: Ctx, sub: JSONDict, params: dict[str, Any]) -> JSON
     behavior = str(params.get("payment_behavior") or "allow_incomplete")
     at = as_int(params.get("proration_date")) or ctx.now
     lines: list[JSONDict] = []
-    if changed and proration != "none" and sub["status"] != "trialing":
+    # No prorations while trialing, nor while paused (a paused subscription bills nothing).
+    if changed and proration != "none" and sub["status"] not in ("trialing", "paused"):
         lines = billing.proration_lines(ctx, sub, list(plans), at)
     invoice_now = proration == "always_invoice" and bool(lines)
     failure = None

@@ -39,7 +39,10 @@ def _hints(td: type) -> dict[str, Any]:
 
 
 def params_class(name: str) -> type:
-    cls: type = getattr(stripe.params, name)
+    found: Any = stripe.params
+    for part in name.split("."):  # `checkout.SessionCreateParams` lives in a submodule
+        found = getattr(found, part)
+    cls: type = found
     return cls
 
 

@@ -88,6 +88,7 @@ class TestDatabase:
 
 
 TABLES_CHILD_FIRST = (
+    "plan_upgrades",
     "invites",
     "notifications",
     "seat_events",

@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 from marshmallow import Schema
 
 from seatsvc import schemas
+from seatsvc.api import payment_schemas
 from seatsvc.api.routing import SEATSVC_ID, RouteDoc
 from seatsvc.app import create_app
 from seatsvc.config import Config
@@ -221,7 +222,8 @@ def test_request_bodies_reference_the_validating_schemas(
             assert "requestBody" not in operation, (method, path)
             continue
         with_body += 1
-        assert getattr(schemas, doc.body.__name__) is doc.body
+        home = payment_schemas if doc.body.__module__ == payment_schemas.__name__ else schemas
+        assert getattr(home, doc.body.__name__) is doc.body
         body = operation["requestBody"]
         assert body["required"] is True
         assert list(body["content"]) == ["application/json"]
@@ -323,3 +325,31 @@ def test_documented_auth_matches_the_app(client: FlaskClient, document: dict[str
             assert set(body["error"]) == {"code", "message", "details"}
         else:
             assert response.status_code != 401, (method, path)
+
+
+# ---- payment details and plan (issue #11) ---------------------------------------------------
+
+
+def test_payment_routes_are_documented_with_their_schemas(document: dict[str, Any]) -> None:
+    prefix = "/v1/agencies/{agency_id}"
+    for path, created in (
+        ("/payment-setup", "201"),
+        ("/billing-portal", "201"),
+        ("/upgrade", "200"),
+    ):
+        operation = document["paths"][prefix + path]["post"]
+        assert created in operation["responses"], path
+        body = resolve(
+            document, operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        )
+        assert "return_url" in body["required"], path
+        for status in ("409", "422"):
+            assert status in operation["responses"], (path, status)
+    upgrade = document["paths"][prefix + "/upgrade"]["post"]
+    assert "202" in upgrade["responses"]
+    body = resolve(
+        document, upgrade["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    )
+    assert set(body["required"]) == {"seats", "return_url"}
+    agency = document["components"]["schemas"]["Agency"]["properties"]
+    assert "payment_method" in agency

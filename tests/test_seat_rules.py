@@ -142,12 +142,15 @@ def test_pending_login_with_a_free_seat_is_activated(state: PoolState) -> None:
 def test_no_free_seat_without_usable_auto_add_blocks_for_capacity(
     state: PoolState, auto_add: bool
 ) -> None:
-    """Auto-Add off, or on but locked because the BAA is unsigned: blocked, nothing added."""
+    """Auto-Add off, or on but locked because the BAA is unsigned: blocked, nothing added.
+
+    A trial whose allowance is all bought says so (`trial_limit`): buying a seat is
+    refused there, so `no_capacity` would send the admins the wrong way (issue #11)."""
     state = replace(state, auto_add=auto_add, baa_signed=not auto_add)
     decision = decide_seat_request(MemberStatus.PENDING_LOGIN, state)
-    assert decision == SeatDecision(
-        SeatOutcome.BLOCKED, MemberStatus.BLOCKED, BlockReason.NO_CAPACITY
-    )
+    at_trial_limit = state.in_trial and state.total_purchased >= state.trial_seat_limit
+    reason = BlockReason.TRIAL_LIMIT if at_trial_limit else BlockReason.NO_CAPACITY
+    assert decision == SeatDecision(SeatOutcome.BLOCKED, MemberStatus.BLOCKED, reason)
 
 
 @given(state=pool_states(billing=CAN_AUTO_ADD, baa_signed=True, auto_add=True, full=True))

@@ -20,7 +20,7 @@ from seatsvc.billing.gateway import StripeGateway
 from seatsvc.metrics import WEBHOOK_EVENTS
 from seatsvc.runtime import Runtime
 from seatsvc.types import StripeEventStatus
-from webhooks import events
+from webhooks import events, payment_handlers
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,20 @@ HANDLERS: dict[str, Handler] = {
     "customer.subscription.pending_update_applied": _subscription_event,
     "customer.subscription.pending_update_expired": _subscription_event,
     **dict.fromkeys(invoices.INVOICE_TYPES, _invoice_event),
+    **dict.fromkeys(payment_handlers.SUBSCRIPTION_TYPES, _subscription_event),
 }
+
+
+def _payment_handler(handler: payment_handlers.PaymentHandler) -> Handler:
+    def run(rt: Runtime, gateway: StripeGateway, info: events.EventInfo) -> Outcome:
+        return Outcome(*handler(rt, gateway, info))
+
+    return run
+
+
+HANDLERS.update(
+    {kind: _payment_handler(handler) for kind, handler in payment_handlers.HANDLERS.items()}
+)
 HANDLED_TYPES = frozenset(HANDLERS)
 
 

@@ -26,7 +26,7 @@ from seatsvc.enqueue import (
 )
 from seatsvc.observability import configure_logging, init_sentry
 from seatsvc.runtime import Runtime
-from workers import billing, context, notifier, reconcile, stripe_events
+from workers import billing, context, notifier, reconcile, stripe_events, upgrades
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,13 @@ def build_scheduler(runtime: Runtime) -> JsonCronScheduler:
         name="stripe-reconcile",
         job_timeout=RECONCILE_JOB_TIMEOUT,
         result_ttl=24 * 3600,
+    )
+    scheduler.register(
+        upgrades.requeue_ready_upgrades,
+        BILLING_QUEUE,
+        interval=REQUEUE_SECONDS,
+        name="upgrade-requeue",
+        result_ttl=600,
     )
     return scheduler
 

@@ -27,6 +27,9 @@ PAGE = 100  # list calls: the most Stripe returns per page
 PRICE_LOOKUP_KEYS = {"base": "seatsvc_base", "voice": "seatsvc_voice"}
 INVOICE_TAG = "seatsvc_invoice"  # metadata naming an invoice we made: agency, day, number
 ENDED = frozenset({"canceled", "incomplete_expired"})  # a subscription that bills no more
+# A trial that ends without payment details pauses (no invoice that must fail) until
+# the agency adds a card and upgrades (Stripe: trial_settings.end_behavior).
+TRIAL_SETTINGS = {"end_behavior": {"missing_payment_method": "pause"}}
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,7 @@ class StripeGateway:
         }
         if trial_days:
             params["trial_period_days"] = trial_days
+            params["trial_settings"] = TRIAL_SETTINGS
         key = intent.key("subscription", params)
         subscription = self._call(
             lambda: self.client.v1.subscriptions.create(params, {"idempotency_key": key})  # type: ignore[arg-type]

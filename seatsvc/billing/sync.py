@@ -36,7 +36,7 @@ _STATUS_FROM_STRIPE = {
     "active": BillingStatus.ACTIVE,
     "past_due": BillingStatus.PAST_DUE,
     "incomplete": BillingStatus.PAST_DUE,  # waiting for a first payment
-    "paused": BillingStatus.PAST_DUE,
+    "paused": BillingStatus.PAUSED,  # a trial ended without a payment method
     "unpaid": BillingStatus.UNPAID,
     "canceled": BillingStatus.CANCELED,
     "incomplete_expired": BillingStatus.CANCELED,

@@ -13,6 +13,8 @@ The notification payload each kind reads (`workers.notifier._facts`):
                         (unix time or ISO 8601)
   over_capacity         seat_type, purchased (the quantity now in Stripe), used; previous?
   auto_add_cap_reached  seat_type, cap (default: the agency's auto_add_cap); member_id?
+  trial_will_end        trial_ends_at (ISO 8601), has_payment_method (+ the trial limit)
+  upgrade_confirmed     seats {base, voice}, amount_paid (minor units), currency, invoice_id
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ SUBJECTS: dict[NotificationKind, str] = {
     NotificationKind.OVER_CAPACITY: (
         "{{ agency_name }} has more {{ seat_label }} members than paid seats"
     ),
+    NotificationKind.TRIAL_WILL_END: "The trial of {{ agency_name }} ends on {{ trial_ends_on }}",
+    NotificationKind.UPGRADE_CONFIRMED: "{{ agency_name }} is now on a paid plan",
 }
 
 # Short forms for the blocked email's subject; the body explains each at length.
@@ -112,13 +116,12 @@ def reason_text(
     seat = seat_label(seat_type)
     if reason == BlockReason.NO_CAPACITY:
         return (
-            f"All {purchased} of your {seat} seats are in use and Auto-Add Seats is OFF,"
-            " so no seat could be given."
+            f"{seats_in_use(purchased, seat)} and Auto-Add Seats is OFF, so no seat could be given."
         )
     if reason == BlockReason.AUTO_ADD_CAP_REACHED:
-        cap = f" ({auto_add_cap} seats)" if auto_add_cap is not None else ""
+        cap = f" ({plural(auto_add_cap, 'seat')})" if auto_add_cap is not None else ""
         return (
-            f"All {purchased} of your {seat} seats are in use and Auto-Add Seats has"
+            f"{seats_in_use(purchased, seat)} and Auto-Add Seats has"
             f" reached the cap you set{cap}, so no seat was added."
         )
     if reason == BlockReason.TRIAL_LIMIT:
@@ -127,10 +130,27 @@ def reason_text(
             if trial_seat_limit == 1
             else (f"{trial_seat_limit} seats, and all of them are")
         )
-        return f"Your agency is on a trial that allows {seats} in use."
+        return (
+            f"Your agency is on a free trial that allows {seats} in use;"
+            " more seats come with a paid plan."
+        )
     if reason == BlockReason.SUBSCRIPTION_INACTIVE:
         return f"Your subscription is not active ({billing_status}), so no new seat can be given."
     return f"No {seat} seat could be given ({reason.replace('_', ' ')})."
+
+
+def plural(count: int | None, noun: str) -> str:
+    """'1 seat', '2 seats' (and '0 seats')."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def seats_in_use(purchased: int | None, seat: str) -> str:
+    """'Your only Base seat is in use' / 'All 3 of your Base seats are in use'."""
+    if purchased == 1:
+        return f"Your only {seat} seat is in use"
+    if not purchased:
+        return f"Your agency has no {seat} seats"
+    return f"All {purchased} of your {seat} seats are in use"
 
 
 def when(moment: datetime | None) -> str:

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from seatsvc.config import Config
@@ -200,6 +200,7 @@ def _facts(
         reason = str(payload.get("reason") or "no_capacity")
         facts.update(
             reason=reason,
+            billing_status=agency.billing_status,
             reason_short=emails.reason_short(reason, seat_type),
             reason_text=emails.reason_text(
                 reason,
@@ -219,6 +220,25 @@ def _facts(
             amount_due=_money(payload.get("amount_due"), payload.get("currency")),
             invoice_url=payload.get("hosted_invoice_url") or payload.get("invoice_url"),
             next_attempt_at=emails.when(_moment(payload.get("next_payment_attempt"))),
+        )
+    elif kind == NotificationKind.TRIAL_WILL_END:
+        ends = _moment(payload.get("trial_ends_at")) or agency.trial_ends_at
+        facts.update(
+            trial_ends_at=emails.when(ends),
+            trial_ends_on=f"{ends:%A} {ends.day} {ends:%B}" if ends else "soon",
+            has_payment_method=bool(payload.get("has_payment_method")),
+            trial_seat_limit=emails.plural(agency.trial_seat_limit, "seat"),
+        )
+    elif kind == NotificationKind.UPGRADE_CONFIRMED:
+        seats = payload.get("seats") or {}
+        facts.update(
+            seat_lines=[
+                emails.plural(int(seats[seat]), f"{emails.seat_label(seat)} seat")
+                for seat in ("base", "voice")
+                if int(seats.get(seat) or 0) > 0
+            ],
+            amount_paid=_money(payload.get("amount_paid") or None, payload.get("currency")),
+            invoice_id=payload.get("invoice_id"),
         )
     elif kind == NotificationKind.OVER_CAPACITY:
         facts.update(
@@ -247,8 +267,20 @@ def _invite_facts(
         "accept_url": emails.accept_url(config.invite_accept_url, token),
         "expires_at": emails.when(invite.expires_at),
         "ttl_hours": round((invite.expires_at - invite.created_at).total_seconds() / 3600),
-        "reinvite": bool(payload.get("reinvite")),
+        # "Replaces any earlier link" only when there was one (an explicit invite of an
+        # auto-joined member is flagged `reinvite` but is that member's first link).
+        "reinvite": bool(payload.get("reinvite")) and _had_earlier_invite(session, invite),
     }
+
+
+def _had_earlier_invite(session: Session, invite: Invite) -> bool:
+    earlier = session.scalar(
+        select(func.count())
+        .select_from(Invite)
+        .where(Invite.member_id == invite.member_id, Invite.id != invite.id)
+        .where(Invite.created_at <= invite.created_at)
+    )
+    return bool(earlier)
 
 
 def _money(amount: Any, currency: Any) -> str | None:

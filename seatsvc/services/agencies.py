@@ -76,10 +76,23 @@ def upsert_agency(session: Session, agency_id: str, data: dict[str, Any]) -> Age
     _require_stripe_ids_unclaimed(session, agency_id, data)
     if agency is None:
         return view_agency(session, _create_agency(session, agency_id, data), created=True)
+    _refuse_ending_trial_here(agency, data)
     agency.name = data["name"]
     agency.admin_emails = list(data["admin_emails"])
     _link_stripe_ids(session, agency, data)
     return view_agency(session, agency)
+
+
+def _refuse_ending_trial_here(agency: Agency, data: dict[str, Any]) -> None:
+    """`"trial": false` on an agency in (or paused after) its trial is not ignored: a trial
+    ends by upgrading, which needs seats and payment details (POST …/upgrade)."""
+    paused = agency.billing_status == BillingStatus.PAUSED
+    if data.get("trial") is False and (agency.in_trial or paused):
+        raise InvalidState(
+            "a trial ends by upgrading to a paid plan: "
+            f"POST /v1/agencies/{agency.id}/upgrade with the seats and a return_url",
+            {"upgrade": f"/v1/agencies/{agency.id}/upgrade"},
+        )
 
 
 def _require_stripe_ids_unclaimed(session: Session, agency_id: str, data: dict[str, Any]) -> None:

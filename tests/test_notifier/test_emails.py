@@ -80,10 +80,10 @@ def test_seat_auto_added_email_goes_to_the_admins(
 BLOCK_CASES = {
     "no_capacity": (
         "no Base seat free",
-        "All 1 of your Base seats are in use and Auto-Add Seats is OFF",
+        "Your only Base seat is in use and Auto-Add Seats is OFF",
     ),
-    "auto_add_cap_reached": ("Auto-Add cap reached", "reached the cap you set (1 seats)"),
-    "trial_limit": ("trial seat limit reached", "trial that allows 1 seat, and it is in use"),
+    "auto_add_cap_reached": ("Auto-Add cap reached", "reached the cap you set (1 seat)"),
+    "trial_limit": ("trial seat limit reached", "free trial that allows 1 seat, and it is in use"),
     "subscription_inactive": (
         "subscription inactive",
         "Your subscription is not active (canceled)",
@@ -130,9 +130,20 @@ def test_blocked_email_says_who_why_and_how_to_unblock(
         message,
         "m2@staff.example",
         why,
-        "Add a seat in Seats & Billing (or remove an inactive member to free one)",
+        UNBLOCK_STEP[reason],
         "Re-invite",
     )
+    text = body(message, "plain")
+    assert "\n0." not in text  # steps are numbered from 1 (issue #11)
+
+
+ADD_A_SEAT = "Add a seat in Seats & Billing (or remove an inactive member to free one)"
+UNBLOCK_STEP = {
+    "no_capacity": ADD_A_SEAT,
+    "auto_add_cap_reached": ADD_A_SEAT,
+    "trial_limit": "Upgrade to a paid plan in Seats & Billing",
+    "subscription_inactive": "Reactivate your subscription in Seats & Billing",
+}
 
 
 def test_invite_email_carries_a_working_one_click_link(
@@ -171,7 +182,9 @@ def test_reinvite_of_a_blocked_clinician_sends_a_fresh_link(
 
     assert len(sink.messages) == 2
     invite = next(m for m in sink.messages if m["X-Seatsvc-Kind"] == "invite")
-    assert invite["Subject"] == "Your new invite to join Clinic"
+    # Their first link (they auto-joined, then were blocked): nothing to "replace" (#11).
+    assert invite["Subject"] == "You are invited to join Clinic"
+    assert "replaces any earlier" not in body(invite, "plain")
     assert invite["To"] == "m2@staff.example"
     token = re.search(r"\?token=(\S+)", body(invite, "plain"))
     assert token is not None
@@ -190,6 +203,7 @@ def test_an_invite_replaced_before_sending_is_skipped_not_sent(
 
     message = only_message(sink)  # only the link that works
     assert message["Subject"] == "Your new invite to join Clinic"
+    assert "replaces any earlier invite link" in body(message, "plain")
     first, second = notifier.rows("invite")
     assert first.status == "skipped" and "replaced" in (first.last_error or "")
     assert second.status == "sent"
@@ -217,6 +231,21 @@ LATER_KINDS: dict[NotificationKind, tuple[dict[str, Any], str, tuple[str, ...]]]
         {"seat_type": "base", "purchased": 2, "used": 3, "previous": 3},
         "Clinic has more Base members than paid seats",
         ("directly in Stripe", "from 3 to 2", "Seats paid for", "buy 1 more Base seat"),
+    ),
+    NotificationKind.TRIAL_WILL_END: (
+        {"trial_ends_at": "2030-03-14T10:00:00+00:00", "has_payment_method": False},
+        "The trial of Clinic ends on Thursday 14 March",
+        ("Thursday 14 March 2030, 10:00 UTC", "click Upgrade", "allows 1 seat", "paused"),
+    ),
+    NotificationKind.UPGRADE_CONFIRMED: (
+        {
+            "seats": {"base": 3, "voice": 1},
+            "amount_paid": 10000,
+            "currency": "usd",
+            "invoice_id": "in_1",
+        },
+        "Clinic is now on a paid plan",
+        ("3 Base seats", "1 Voice seat", "100.00 USD", "in_1"),
     ),
 }
 

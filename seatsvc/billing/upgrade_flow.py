@@ -2,14 +2,18 @@
 
 Each step runs under the agency's billing lock (one writer per subscription, like
 the sync and the webhook healing), calls Stripe with no transaction open, and
-records the answer in one short transaction. Every write's idempotency key is
-derived from what it asks for (the card, the upgrade id and its seats), so a
-repeated webhook or a re-run job replays instead of charging again.
+records the answer in one short transaction. Every try first reads the
+subscription as Stripe holds it now and chooses its step from that, so a write
+that went through behind a 5xx or a lost answer is seen, not made again; each
+try's writes therefore carry keys of their own (Stripe would replay a saved 500
+under an old key forever, DESIGN.md), and the upgrade row's status makes a
+repeated webhook or a re-run job a no-op once the charge is recorded.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
@@ -39,8 +43,13 @@ def adopt_setup(
         customer_id, subscription_id = rt.transaction(lambda s: _stripe_ids(s, agency_id))
         if customer_id is None or customer_id != setup.customer_id:
             return "the session belongs to another customer"
+        # Setting the same default twice is harmless: a fresh key per try, so a saved 5xx
+        # is never replayed to the next one.
         payments.make_default(
-            customer_id, subscription_id, card.id, f"seatsvc:{agency_id}:default-card:{card.id}"
+            customer_id,
+            subscription_id,
+            card.id,
+            f"seatsvc:{agency_id}:default-card:{card.id}:{uuid.uuid4().hex[:16]}",
         )
         upgrade_id = rt.transaction(
             lambda s: upgrades.record_card(s, agency_id, card.as_row(), setup.id)
@@ -78,7 +87,9 @@ def charge_ready_upgrade(rt: Runtime, payments: PaymentsGateway, agency_id: str)
         if ready is None:
             return "no upgrade waiting to be charged"
         seats = "-".join(f"{seat}{ready.quantities[seat]}" for seat in sorted(ready.quantities))
-        key = f"seatsvc:{agency_id}:upgrade:{ready.upgrade_id}:{seats}"
+        # This try's own keys: the step below is chosen from Stripe's state read just now.
+        token = uuid.uuid4().hex[:16]
+        key = f"seatsvc:{agency_id}:upgrade:{ready.upgrade_id}:{seats}:{token}"
         current = payments.gateway.get_subscription(ready.subscription_id)
         match stripe_step(current.status):
             case StripeStep.END_TRIAL:

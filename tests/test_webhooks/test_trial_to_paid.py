@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from rq import Retry
 from sqlalchemy import select
 
+from seatsvc import enqueue
 from seatsvc.billing.catalog import DEV_UNIT_AMOUNTS
 from seatsvc.models import PlanUpgrade
 from tests.test_billing.conftest import Billing
@@ -246,3 +249,33 @@ def test_a_declined_first_charge_flags_emails_and_takes_no_seat(hooks: Hooks) ->
     assert len(upgrade_calls) == 1
     assert bill.queue.failed_job_registry.count == 0
     assert [u.status for u in upgrades(bill, "broke")] == ["done"]
+
+
+def test_an_upgrade_charge_behind_a_saved_500_is_seen_and_charged_once(
+    hooks: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stripe ends the trial and charges, then answers 500 (saved under the key): the
+    next try reads the subscription, sees the trial over, and never charges again."""
+    monkeypatch.setattr(enqueue, "BILLING_RETRY", Retry(max=4, interval=[1]))
+    bill, api = hooks.bill, hooks.bill.api
+    hooks.listen()
+    trial_agency(bill, "unlucky")
+    setup = api.ok("POST", "/v1/agencies/unlucky/payment-setup", {"return_url": URL}, status=201)
+    bill.emu.complete_checkout(session_id(setup["url"]), "pm_card_visa")
+    hooks.settle()
+    sub_path = f"/v1/subscriptions/{bill.agency('unlucky').stripe_subscription_id}"
+    # The next two writes: the seats' sync and the upgrade's trial end (in either order).
+    bill.emu.fail_next(mode="error_after", method="POST", path=sub_path, count=2)
+
+    assert upgrade(bill, "unlucky", base=2).status_code == 200
+    bill.work_until(lambda: bill.agency("unlucky").billing_status == "active", timeout=30)
+    settled(hooks, "unlucky")
+
+    writes = bill.emu.requests(sub_path, "POST")
+    assert [w["status"] for w in writes].count(500) == 2  # applied; their answers saved 500s
+    assert any(w["params"].get("trial_end") == "now" and w["status"] == 500 for w in writes)
+    assert len({w["idempotency_key"] for w in writes}) == len(writes)  # never replayed
+    assert bill.subscription("unlucky")["status"] == "active"
+    [invoice] = paid_invoices(bill, "unlucky")
+    assert invoice["amount_paid"] == 2 * DEV_UNIT_AMOUNTS["base"]
+    assert [u.status for u in upgrades(bill, "unlucky")] == ["done"]

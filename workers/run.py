@@ -1,19 +1,25 @@
 """Start an RQ worker for seatsvc's queues: `python -m workers.run worker|notifier`.
 
 The Procfile's `worker` (billing) and `notifier` processes. It loads `.env`,
-builds one Runtime (config, database engine) for the jobs, uses the JSON
-serializer, and runs rq's
-scheduler alongside (RQ needs it for `Retry` intervals; rq's scheduler lock
-keeps one active per queue however many workers run it).
+builds one Runtime (config, database engine) for the jobs and uses the JSON
+serializer. Recovery is quick and needs no other process (see `workers.recovery`):
+a running job heartbeats every few seconds, an idle worker wakes every few seconds,
+and each wake-up requeues jobs abandoned by a dead worker and moves due retries
+into the queue (instead of rq's scheduler process and its 61-second lock).
+A Redis outage ends rq's work loop; `workers.supervise` starts a fresh worker
+after a capped backoff, so the process never exits on its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import time
+from contextlib import suppress
 from typing import Any
 
+import redis
 import structlog
 from dotenv import load_dotenv
 from rq import SimpleWorker, Worker
@@ -24,9 +30,20 @@ from seatsvc import metrics
 from seatsvc.config import Config
 from seatsvc.enqueue import BILLING_QUEUE, NOTIFIER_QUEUE, SERIALIZER, build_runtime, queue
 from seatsvc.observability import configure_logging, init_sentry
-from workers import context
+from workers import context, recovery
+from workers.supervise import Supervisor
+
+log = logging.getLogger(__name__)
 
 ROLES = {"notifier": [NOTIFIER_QUEUE], "worker": [BILLING_QUEUE]}
+
+# How fast a dead worker's job is noticed: the running job's heartbeat every
+# HEARTBEAT_SECONDS, its registry entry expiring HEARTBEAT_GRACE after the last one
+# (rq's own margin is 60 s), and every idle worker waking every WORKER_TTL - 15 s.
+HEARTBEAT_SECONDS = 5
+HEARTBEAT_GRACE = 15
+WORKER_TTL = 20
+MAINTENANCE_SECONDS = 5
 
 
 class ObservedJobs:
@@ -67,12 +84,33 @@ class ObservedJobs:
             structlog.contextvars.clear_contextvars()
 
 
-class ObservedWorker(ObservedJobs, Worker):
-    pass
+class RecoveringJobs:
+    """Worker mixin: the quick recovery at every maintenance, a teardown that survives
+    Redis being away (so a supervised restart leaves no pubsub thread behind)."""
+
+    def run_maintenance_tasks(self) -> None:
+        for target in self.queues:  # type: ignore[attr-defined]
+            recovery.recover(target)
+        super().run_maintenance_tasks()  # type: ignore[misc]
+
+    def teardown(self) -> None:
+        if getattr(self, "is_horse", False):
+            return
+        with suppress(redis.RedisError, OSError):
+            self.register_death()  # type: ignore[attr-defined]
+        with suppress(redis.RedisError, OSError, RuntimeError):
+            self.unsubscribe()  # type: ignore[attr-defined]
 
 
-class ObservedSimpleWorker(ObservedJobs, SimpleWorker):
-    pass
+class ObservedWorker(RecoveringJobs, ObservedJobs, Worker):
+    def get_heartbeat_ttl(self, job: Job) -> int:
+        """rq adds 60 s to the monitoring interval: a dead worker's job would look alive
+        for over a minute. The heartbeat comes every HEARTBEAT_SECONDS; a short grace will do."""
+        return int(super().get_heartbeat_ttl(job)) - 60 + HEARTBEAT_GRACE
+
+
+class ObservedSimpleWorker(RecoveringJobs, ObservedJobs, SimpleWorker):
+    pass  # runs jobs in-process, without heartbeats: rq's longer TTL (job timeout + 60 s) stays
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -105,12 +143,22 @@ def main(argv: list[str] | None = None) -> None:
         ObservedSimpleWorker if args.no_fork else ObservedWorker
     )
     names = args.queues or ROLES[args.role]
-    worker = worker_class(
-        [queue(runtime.redis, name) for name in names],
-        connection=runtime.redis,
-        serializer=SERIALIZER,
-    )
-    worker.work(burst=args.burst, with_scheduler=True, logging_level="INFO")
+    supervisor = Supervisor(f"rq worker ({args.role})")
+
+    def once() -> bool:
+        """One rq worker's life; True when it ended on purpose (burst done, SIGTERM)."""
+        worker = worker_class(
+            [queue(runtime.redis, name) for name in names],
+            connection=runtime.redis,
+            serializer=SERIALIZER,
+            worker_ttl=WORKER_TTL,
+            job_monitoring_interval=HEARTBEAT_SECONDS,
+            maintenance_interval=MAINTENANCE_SECONDS,
+        )
+        worker.work(burst=args.burst, logging_level="INFO")
+        return args.burst or worker._shutdown_requested_date is not None
+
+    supervisor.run(once)
 
 
 if __name__ == "__main__":

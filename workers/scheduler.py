@@ -5,6 +5,10 @@ tick only delays it: the billing sweep re-enqueues outbox rows that did not
 reach Stripe (Redis was down at request time, a job was lost), the
 notification sweep does the same for emails, and once a day every agency with
 pending prorations gets one invoice.
+
+A Redis outage ends rq's cron loop; `workers.supervise` starts it again after a
+capped backoff (the same scheduler, so the intervals carry on), so the process
+never exits on its own.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from seatsvc.enqueue import (
 from seatsvc.observability import configure_logging, init_sentry
 from seatsvc.runtime import Runtime
 from workers import billing, context, notifier, reconcile, stripe_events
+from workers.supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +108,13 @@ def main() -> None:
         raise SystemExit("REDIS_URL is not set: the scheduler needs the Redis the workers use")
     runtime = build_runtime(config)
     context.install(runtime)
-    build_scheduler(runtime).start()  # type: ignore[no-untyped-call]
+    scheduler = build_scheduler(runtime)
+
+    def once() -> bool:
+        scheduler.start()  # type: ignore[no-untyped-call]
+        return True  # start() returns only once a stop was asked for
+
+    Supervisor("rq cron scheduler").run(once)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,9 @@ class Config:
     billing_invoice_mode: str = "daily"
     billing_quiet_ms: int = 500
     billing_max_wait_ms: int = 5_000
-    billing_lock_seconds: int = 60
+    # The agency lock's lease, renewed while a sync runs: how long a killed worker's
+    # lock can hold the agency's next sync back.
+    billing_lock_seconds: int = 20
     testing: bool = False
 
     @classmethod

@@ -35,7 +35,6 @@ from workers.supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
-REQUEUE_SECONDS = 60
 DAILY_INVOICE_CRON = "0 6 * * *"  # 06:00 UTC: after the US day's changes, before its business day
 
 
@@ -60,17 +59,18 @@ class JsonCronScheduler(CronScheduler):
 
 def build_scheduler(runtime: Runtime) -> JsonCronScheduler:
     scheduler = JsonCronScheduler(connection=runtime.redis, name="seatsvc-scheduler")
+    every = runtime.config.requeue_seconds
     scheduler.register(
         billing.requeue_pending_syncs,
         BILLING_QUEUE,
-        interval=REQUEUE_SECONDS,
+        interval=every,
         name="billing-requeue",
         result_ttl=600,
     )
     scheduler.register(
         notifier.requeue_due_notifications,
         NOTIFIER_QUEUE,
-        interval=REQUEUE_SECONDS,
+        interval=every,
         name="notification-requeue",
         result_ttl=600,
     )
@@ -84,7 +84,7 @@ def build_scheduler(runtime: Runtime) -> JsonCronScheduler:
     scheduler.register(
         stripe_events.requeue_unhandled_events,
         BILLING_QUEUE,
-        interval=REQUEUE_SECONDS,
+        interval=every,
         name="stripe-event-requeue",
         result_ttl=600,
     )

@@ -17,10 +17,13 @@ from __future__ import annotations
 import logging
 import time
 
+import redis
 from rq import Queue
 from rq.exceptions import NoSuchJobError
+from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+from rq.utils import as_text, parse_composite_key
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,8 @@ def requeue_abandoned(queue: Queue, now: float | None = None) -> list[str]:
     for entry in entries:
         if not connection.zrem(registry.key, entry):
             continue  # another worker claimed it first
-        job_id = registry.parse_job_id(entry.decode() if isinstance(entry, bytes) else entry)
+        job_id, execution_id = parse_composite_key(as_text(entry))
+        _forget_execution(connection, job_id, execution_id)
         try:
             job = Job.fetch(job_id, connection=connection, serializer=queue.serializer)
         except NoSuchJobError:
@@ -52,6 +56,17 @@ def requeue_abandoned(queue: Queue, now: float | None = None) -> list[str]:
     if requeued:
         log.warning("requeued %d job(s) abandoned by a dead worker: %s", len(requeued), requeued)
     return requeued
+
+
+def _forget_execution(connection: redis.Redis, job_id: str, execution_id: str) -> None:
+    """Drop the dead run's execution record: rq lists a job's executions for a minute
+    longer than their hashes live, and a job deleted in that minute (result_ttl=0,
+    when its new run succeeds) would fail on the missing hash."""
+    dead = Execution(id=execution_id, job_id=job_id, connection=connection)
+    with connection.pipeline() as pipeline:
+        pipeline.zrem(ExecutionRegistry(job_id=job_id, connection=connection).key, execution_id)
+        pipeline.delete(dead.key)
+        pipeline.execute()
 
 
 def enqueue_due_retries(queue: Queue) -> list[str]:

@@ -76,6 +76,7 @@ class Outgoing:
     message: EmailMessage
     sender: str
     recipients: list[str]
+    dedupe_key: str  # names the row across databases (ids repeat after a restore)
 
 
 def deliver(runtime: Runtime, notification_id: int) -> str:
@@ -192,7 +193,13 @@ def compose(session: Session, config: Config, row: Notification, now: datetime) 
         kind=kind,
     )
     return Outgoing(
-        row.id, row.attempts, kind, message, emails.sender_address(config.mail_from), recipients
+        row.id,
+        row.attempts,
+        kind,
+        message,
+        emails.sender_address(config.mail_from),
+        recipients,
+        row.dedupe_key,
     )
 
 
@@ -303,7 +310,7 @@ def _note_sent(runtime: Runtime, claimed: Outgoing, gave_up: bool = False) -> No
     """The server accepted it: say so outside the database, in case its write is lost.
     `gave_up`: the sender stopped retrying that write, the next run may record it."""
     try:
-        note = f"{claimed.claim}:{0 if gave_up else time.time():.3f}"
+        note = f"{claimed.claim}:{0 if gave_up else time.time():.3f}:{claimed.dedupe_key}"
         runtime.redis.set(_sent_key(claimed.notification_id), note, ex=SENT_NOTE_TTL)
     except redis.RedisError as error:
         log.warning(
@@ -323,8 +330,10 @@ def _recorded_late(runtime: Runtime, notification_id: int) -> bool:
         return False  # the claim below still stops a second send while the lease holds
     if raw is None:
         return False
-    claim_text, _, sent_at = str(raw.decode() if isinstance(raw, bytes) else raw).partition(":")
-    if time.time() - float(sent_at or 0) < RECORD_PATIENCE:
+    claim_text, sent_at, dedupe_key = str(raw.decode() if isinstance(raw, bytes) else raw).split(
+        ":", 2
+    )
+    if time.time() - float(sent_at) < RECORD_PATIENCE:
         return False
     claim = int(claim_text)
 
@@ -333,6 +342,7 @@ def _recorded_late(runtime: Runtime, notification_id: int) -> bool:
             update(Notification)
             .where(
                 Notification.id == notification_id,
+                Notification.dedupe_key == dedupe_key,
                 Notification.status == NotificationStatus.SENDING,
                 Notification.attempts == claim,
             )

@@ -17,12 +17,14 @@ import logging
 import os
 import time
 from contextlib import suppress
+from types import FrameType
 from typing import Any
 
 import redis
 import structlog
 from dotenv import load_dotenv
-from rq import SimpleWorker, Worker
+from rq import SimpleWorker, Worker, worker_registration
+from rq.exceptions import StopRequested
 from rq.job import Job
 from rq.queue import Queue
 
@@ -85,13 +87,42 @@ class ObservedJobs:
 
 
 class RecoveringJobs:
-    """Worker mixin: the quick recovery at every maintenance, a teardown that survives
-    Redis being away (so a supervised restart leaves no pubsub thread behind)."""
+    """Worker mixin: the quick recovery at every maintenance, registering again after
+    Redis came back empty, and a teardown that survives Redis being away (so a
+    supervised restart leaves no pubsub thread behind)."""
+
+    # rq's own wait between reconnection attempts while dequeuing (its default is 60 s).
+    max_connection_wait_time = 10.0
 
     def run_maintenance_tasks(self) -> None:
+        self._register_again()
         for target in self.queues:  # type: ignore[attr-defined]
             recovery.recover(target)
         super().run_maintenance_tasks()  # type: ignore[misc]
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM: rq asks Redis whether a job is running first; with Redis away that
+        question fails inside its reconnect loop, which would swallow the stop."""
+        try:
+            super().request_stop(signum, frame)  # type: ignore[misc]
+        except (redis.RedisError, OSError):
+            raise StopRequested from None
+
+    def _register_again(self) -> None:
+        """A Redis restarted empty forgot this worker; rq's idle heartbeat does not
+        recreate it, so the dashboard and `rq info` would not list it."""
+        connection = self.connection  # type: ignore[attr-defined]
+        key = self.key  # type: ignore[attr-defined]
+        if connection.sismember(worker_registration.REDIS_WORKER_KEYS, key):
+            return
+        if getattr(self, "birth_date", None) is None:
+            return  # not born yet: bootstrap registers it
+        with connection.pipeline() as pipeline:
+            pipeline.hset(key, mapping=self.serialize())  # type: ignore[attr-defined]
+            pipeline.expire(key, WORKER_TTL + 60)
+            worker_registration.register(self, pipeline)  # type: ignore[arg-type]
+            pipeline.execute()
+        log.warning("worker %s registered again (Redis had forgotten it)", key)
 
     def teardown(self) -> None:
         if getattr(self, "is_horse", False):
@@ -155,7 +186,12 @@ def main(argv: list[str] | None = None) -> None:
             job_monitoring_interval=HEARTBEAT_SECONDS,
             maintenance_interval=MAINTENANCE_SECONDS,
         )
-        worker.work(burst=args.burst, logging_level="INFO")
+        try:
+            worker.work(burst=args.burst, logging_level="INFO")
+        except Exception:
+            if worker._shutdown_requested_date is None:
+                raise
+            # A stop was asked for while Redis was away: rq's goodbye failed, we still stop.
         return args.burst or worker._shutdown_requested_date is not None
 
     supervisor.run(once)

@@ -51,10 +51,18 @@ class JsonCronJob(CronJob):
 
 
 class JsonCronScheduler(CronScheduler):
+    stop_requested = False
+
     def register(self, *args: Any, **kwargs: Any) -> CronJob:
         job = super().register(*args, **kwargs)
         job.__class__ = JsonCronJob
         return job
+
+    def _request_stop(self, signum: Any, frame: Any) -> None:
+        # Noted before rq raises StopRequested: its goodbye to Redis may then fail
+        # (Redis away, or restarted without us), and a stop must still be a stop.
+        self.stop_requested = True
+        super()._request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
 
 def build_scheduler(runtime: Runtime) -> JsonCronScheduler:
@@ -111,7 +119,11 @@ def main() -> None:
     scheduler = build_scheduler(runtime)
 
     def once() -> bool:
-        scheduler.start()  # type: ignore[no-untyped-call]
+        try:
+            scheduler.start()  # type: ignore[no-untyped-call]
+        except Exception:
+            if not scheduler.stop_requested:
+                raise
         return True  # start() returns only once a stop was asked for
 
     Supervisor("rq cron scheduler").run(once)

@@ -123,7 +123,8 @@ def test_redis_killed_and_back_after_20_s_nothing_restarted_by_hand(
         def done() -> bool:
             rows = notifications(local)
             return (
-                all(local.in_sync(agency_id) for agency_id in agencies)
+                connection.scard("rq:workers") == 2  # worker and notifier registered again
+                and all(local.in_sync(agency_id) for agency_id in agencies)
                 and all(row.status == "sent" for row in rows)
                 and len(sink.messages) >= len(rows)
             )

@@ -6,12 +6,14 @@ exactly where the ledger says, once.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -157,6 +159,56 @@ def test_redis_killed_and_back_after_20_s_nothing_restarted_by_hand(
         context.install_gateway(runtime, None)
         connection.close()
         runtime.db.dispose()
+
+
+def wait_until(done: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def registered_workers(connection: redis.Redis) -> int:
+    try:
+        return int(connection.scard("rq:workers"))
+    except redis.RedisError:
+        return -1
+
+
+def test_the_make_run_stack_under_honcho_outlives_a_redis_outage(
+    bill: Billing, private_redis: RedisServer, tmp_path: Path
+) -> None:
+    """honcho stops every process when one exits: `make run` lives only if none does."""
+    postgres_only(bill.backend)
+    no_env_file = tmp_path / "empty.env"  # honcho would read the checkout's .env
+    no_env_file.write_text("")
+    env = bill.env(
+        REDIS_URL=private_redis.url,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
+    connection = redis.Redis.from_url(private_redis.url, socket_connect_timeout=1)
+    honcho = subprocess.Popen(
+        [sys.executable, "-m", "honcho", "-e", str(no_env_file), "-f", "Procfile",
+         "start", "worker", "notifier", "scheduler"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: registered_workers(connection) == 2, 60, "worker and notifier")
+        assert private_redis.process is not None
+        private_redis.process.kill()
+        private_redis.process.wait(timeout=10)
+        time.sleep(10)
+        assert honcho.poll() is None, "honcho stopped the stack during the outage"
+        private_redis.start()
+        wait_until(lambda: registered_workers(connection) == 2, 60, "registered again")
+        assert honcho.poll() is None, "honcho stopped the stack after the outage"
+    finally:
+        stop_group(honcho)
+        connection.close()
 
 
 def terminate_connections(database_name: str) -> int:

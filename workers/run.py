@@ -134,6 +134,24 @@ class RecoveringJobs:
 
 
 class ObservedWorker(RecoveringJobs, ObservedJobs, Worker):
+    # Work horses forked by this process that may outlive their worker object: one
+    # whose loop ended mid-job (Redis went away) never waits for its horse.
+    horses: set[int] = set()
+
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        super().fork_work_horse(job, queue)
+        ObservedWorker.horses.add(int(self.horse_pid or 0))
+
+    def run_maintenance_tasks(self) -> None:
+        for pid in list(ObservedWorker.horses):  # idle here: none of them is ours now
+            try:
+                done = os.waitpid(pid, os.WNOHANG)[0] == pid
+            except ChildProcessError:
+                done = True  # rq waited for it already
+            if done:
+                ObservedWorker.horses.discard(pid)
+        super().run_maintenance_tasks()
+
     def get_heartbeat_ttl(self, job: Job) -> int:
         """rq adds 60 s to the monitoring interval: a dead worker's job would look alive
         for over a minute. The heartbeat comes every HEARTBEAT_SECONDS; a short grace will do."""

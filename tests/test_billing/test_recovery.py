@@ -14,6 +14,7 @@ from collections import Counter
 import pytest
 from rq import Retry
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+from rq.scheduler import RQScheduler
 
 from seatsvc import enqueue
 from tests.test_billing.conftest import Billing, kill_group, postgres_only, stop_group
@@ -60,6 +61,29 @@ def test_a_fresh_seat_change_does_not_wait_behind_a_retry_backoff(
     assert bill.stripe_quantity("patient") == 2
     statuses = [e["status"] for e in bill.emu.requests(sub_path, "POST")]
     assert statuses == [429, 200]
+
+
+@pytest.mark.slow
+def test_a_retry_runs_on_time_though_a_dead_worker_holds_rqs_scheduler_lock(
+    bill: Billing,
+) -> None:
+    postgres_only(bill.backend)
+    bill.active_agency("stale-lock")
+    sub_path = f"/v1/subscriptions/{bill.agency('stale-lock').stripe_subscription_id}"
+    # What a SIGKILLed worker's scheduler leaves behind: rq's lock, for another 61 s.
+    bill.redis.set(RQScheduler.get_locking_key(enqueue.BILLING_QUEUE), "dead-worker", ex=61)
+    bill.emu.fail_next(429, count=1, path_prefix=sub_path, method="POST")
+    worker = bill.spawn_worker()
+    try:
+        seat_added(bill, "stale-lock", "amy")  # fails once; its retry is due 2 s later
+        started = time.monotonic()
+        while not bill.in_sync("stale-lock"):
+            assert worker.poll() is None, "the worker process died"
+            assert time.monotonic() - started < 20, "the retry waited for rq's scheduler lock"
+            time.sleep(0.1)
+    finally:
+        stop_group(worker)
+    assert [e["status"] for e in bill.emu.requests(sub_path, "POST")] == [429, 200]
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from rq import Retry
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -109,7 +110,7 @@ def test_the_database_going_away_after_the_send_never_sends_twice(
     # Beyond patience: the job gives up on the write; its RQ retry records the send.
     monkeypatch.setattr(delivery, "RECORD_PATIENCE", 30.0 if outage < 4 else 1.5)
     handler = DatabaseAwayDuringData(database_name, outage)
-    ntf, sink = notifier_factory(handler)
+    ntf, sink = notifier_factory(handler, Retry(max=20, interval=[1]))
     auto_add(api)
     [row] = ntf.rows()
 

@@ -155,7 +155,7 @@ class ObservedWorker(RecoveringJobs, ObservedJobs, Worker):
     def get_heartbeat_ttl(self, job: Job) -> int:
         """rq adds 60 s to the monitoring interval: a dead worker's job would look alive
         for over a minute. The heartbeat comes every HEARTBEAT_SECONDS; a short grace will do."""
-        return int(super().get_heartbeat_ttl(job)) - 60 + HEARTBEAT_GRACE
+        return max(int(super().get_heartbeat_ttl(job)) - 60, 0) + HEARTBEAT_GRACE
 
 
 class ObservedSimpleWorker(RecoveringJobs, ObservedJobs, SimpleWorker):

@@ -13,8 +13,8 @@ Exactly once, and where it stops being exactly once:
 - The row is marked `sent` in a second transaction after the server accepted
   the message. That write is a conditional UPDATE, safe to repeat, so a dropped
   database connection is retried with backoff for RECORD_PATIENCE seconds.
-  Before it, the acceptance is noted in Redis (`seatsvc:notification-sent:<id>`,
-  holding the claim): a row left `sending` because the database stayed away
+  Before it, the acceptance is noted in Redis (`seatsvc.mail.sent_notes`, holding
+  the claim): a row left `sending` because the database stayed away
   longer is marked `sent` by the job's next run (its RQ retry, or the sweep once
   the lease expires) without a second send.
 - What is left: a worker that dies between the server's acceptance and the Redis
@@ -37,13 +37,14 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
-import redis
 from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import Session
 
 from seatsvc.config import Config
 from seatsvc.db import DatabaseUnavailable
 from seatsvc.mail import compose as emails
+from seatsvc.mail import sent_notes
+from seatsvc.mail.sent_notes import SentNote
 from seatsvc.mail.smtp import Mailer, PermanentDeliveryError, TransientDeliveryError
 from seatsvc.models import Agency, Invite, Member, Notification, utcnow
 from seatsvc.redaction import redact
@@ -58,7 +59,6 @@ MAX_ATTEMPTS = 20  # claims of one row, across RQ retries and sweeps, before giv
 # How long the bookkeeping after a send keeps retrying a lost database connection
 # (well inside the job's timeout, `seatsvc.enqueue.NOTIFIER_JOB_TIMEOUT`).
 RECORD_PATIENCE = 45.0
-SENT_NOTE_TTL = 7 * 24 * 3600  # far longer than any lease, retry or sweep
 ADMIN_KINDS = frozenset(NotificationKind) - {NotificationKind.INVITE}
 
 
@@ -302,20 +302,11 @@ def _finish(row: Notification, status: NotificationStatus, note: str | None) -> 
         row.sent_at = utcnow()
 
 
-def _sent_key(notification_id: int) -> str:
-    return f"seatsvc:notification-sent:{notification_id}"
-
-
 def _note_sent(runtime: Runtime, claimed: Outgoing, gave_up: bool = False) -> None:
     """The server accepted it: say so outside the database, in case its write is lost.
     `gave_up`: the sender stopped retrying that write, the next run may record it."""
-    try:
-        note = f"{claimed.claim}:{0 if gave_up else time.time():.3f}:{claimed.dedupe_key}"
-        runtime.redis.set(_sent_key(claimed.notification_id), note, ex=SENT_NOTE_TTL)
-    except redis.RedisError as error:
-        log.warning(
-            "notification %s: could not note the send in Redis: %s", claimed.notification_id, error
-        )
+    note = SentNote(claimed.claim, 0.0 if gave_up else time.time(), claimed.dedupe_key)
+    sent_notes.remember(runtime.redis, claimed.notification_id, note)
 
 
 def _recorded_late(runtime: Runtime, notification_id: int) -> bool:
@@ -324,27 +315,18 @@ def _recorded_late(runtime: Runtime, notification_id: int) -> bool:
     Only once its sender has given up retrying that write (it said so, or
     RECORD_PATIENCE has passed since the send): until then the row is the live
     sender's to record."""
-    try:
-        raw = runtime.redis.get(_sent_key(notification_id))
-    except redis.RedisError:
-        return False  # the claim below still stops a second send while the lease holds
-    if raw is None:
-        return False
-    claim_text, sent_at, dedupe_key = str(raw.decode() if isinstance(raw, bytes) else raw).split(
-        ":", 2
-    )
-    if time.time() - float(sent_at) < RECORD_PATIENCE:
-        return False
-    claim = int(claim_text)
+    note = sent_notes.recall(runtime.redis, notification_id, older_than=RECORD_PATIENCE)
+    if note is None:
+        return False  # (Redis away: the claim still stops a second send during the lease)
 
     def work(session: Session) -> int:
         result = session.execute(
             update(Notification)
             .where(
                 Notification.id == notification_id,
-                Notification.dedupe_key == dedupe_key,
+                Notification.dedupe_key == note.dedupe_key,
                 Notification.status == NotificationStatus.SENDING,
-                Notification.attempts == claim,
+                Notification.attempts == note.claim,
             )
             .values(status=NotificationStatus.SENT, claimed_at=None, sent_at=utcnow())
             .execution_options(synchronize_session=False)

@@ -44,7 +44,11 @@ class Config:
     billing_invoice_mode: str = "daily"
     billing_quiet_ms: int = 500
     billing_max_wait_ms: int = 5_000
-    billing_lock_seconds: int = 60
+    # The agency lock's lease, renewed while a sync runs: how long a killed worker's
+    # lock can hold the agency's next sync back.
+    billing_lock_seconds: int = 20
+    # How often the scheduler's sweeps re-enqueue outbox work Redis lost or never got.
+    requeue_seconds: int = 60
     testing: bool = False
 
     @classmethod
@@ -78,6 +82,7 @@ class Config:
             billing_quiet_ms=int(opt("BILLING_QUIET_MS") or cls.billing_quiet_ms),
             billing_max_wait_ms=int(opt("BILLING_MAX_WAIT_MS") or cls.billing_max_wait_ms),
             billing_lock_seconds=int(opt("BILLING_LOCK_SECONDS") or cls.billing_lock_seconds),
+            requeue_seconds=int(opt("REQUEUE_SECONDS") or cls.requeue_seconds),
         )
 
     def with_overrides(self, **changes: Any) -> Config:

@@ -132,32 +132,46 @@ class Database:
         work: Callable[[Session], T],
         after_commit: Callable[[T], None] | None = None,
         attempts: int = 3,
+        patience: float = 0.0,
     ) -> T:
         """Run `work` in one transaction and commit; retry on races, 503 when down.
 
         A unique-key race (two requests creating the same member) or a deadlock
         is resolved by running the whole unit again: the second run sees the
         row the first one committed and answers idempotently.
+
+        With `patience` (seconds), a lost connection or an unreachable database is
+        retried with backoff for that long before `DatabaseUnavailable`. Only for
+        work that is safe to repeat even if a commit whose answer was lost had
+        succeeded (a conditional UPDATE, a job's bookkeeping): a request answers
+        503 at once instead, and its caller retries.
         """
-        for attempt in range(1, attempts + 1):
+        deadline = time.monotonic() + patience
+        pause = 0.1
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 with self.sessions() as session, session.begin():
                     result = work(session)
             except IntegrityError:
-                if attempt == attempts:
+                if attempt >= attempts:
                     raise
                 continue
             except DBAPIError as error:
                 if _is_retryable(error) and attempt < attempts:
                     time.sleep(0.01 * attempt)
                     continue
-                if _is_unavailable(error):
+                if not _is_unavailable(error):
+                    raise
+                if time.monotonic() + pause > deadline:
                     raise DatabaseUnavailable(str(error.orig.__class__.__name__)) from error
-                raise
+                time.sleep(pause)  # the pool replaces the dead connection on the next try
+                pause = min(pause * 2, 2.0)
+                continue
             if after_commit is not None:
                 after_commit(result)
             return result
-        raise AssertionError("unreachable")
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -23,6 +23,7 @@ import redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
 from seatsvc.config import Config
@@ -76,6 +77,7 @@ def enqueue_once(
     args: tuple[Any, ...],
     *,
     follow_up: bool = False,
+    hurry: bool = False,
     **options: Any,
 ) -> bool:
     """Enqueue `func(*args)` as `job_id` unless a live job already holds that id.
@@ -85,15 +87,34 @@ def enqueue_once(
     caller knows more work is owed. A queued job will read the newest state
     anyway. With `follow_up`, a job already *running* under the id may have read
     the state before this change, so `<id>-next` makes sure someone looks again
-    after it. Returns whether a job was enqueued by this call.
+    after it. With `hurry`, a job waiting out a retry's backoff (`scheduled`) is
+    moved into the queue now: fresh work must not wait behind an old failure.
+    Returns whether a job was enqueued (or moved forward) by this call.
     """
     for candidate in (job_id, f"{job_id}-next") if follow_up else (job_id,):
         status = _enqueue_or_status(target, func, candidate, args, options)
         if status is None:
             return True
+        if status == JobStatus.SCHEDULED and hurry:
+            return _move_forward(target, candidate)
         if status != JobStatus.STARTED:
             return False
     return False
+
+
+def _move_forward(target: Queue, job_id: str) -> bool:
+    """Run a scheduled job now. The ZREM decides who moves it (a worker's due-retry sweep
+    may race us); False when it had left the registry already (it is queued or running)."""
+    registry = ScheduledJobRegistry(queue=target)  # type: ignore[no-untyped-call]
+    if not target.connection.zrem(registry.key, job_id):
+        return False
+    try:
+        job = Job.fetch(job_id, connection=target.connection, serializer=SERIALIZER)
+    except NoSuchJobError:
+        return False
+    target.enqueue_job(job, at_front=True)
+    log.info("job %s moved forward from its retry backoff", job_id)
+    return True
 
 
 def _enqueue_or_status(
@@ -127,13 +148,21 @@ def _enqueue_or_status(
 # ---- billing ----------------------------------------------------------------------------
 
 
-def _billing(connection: redis.Redis, func: str, job_id: str, *args: Any, **options: Any) -> bool:
+def _billing(
+    connection: redis.Redis,
+    func: str,
+    job_id: str,
+    *args: Any,
+    hurry: bool = False,
+    **options: Any,
+) -> bool:
     return enqueue_once(
         queue(connection, BILLING_QUEUE),
         func,
         job_id,
         args,
         follow_up=True,
+        hurry=hurry,
         retry=BILLING_RETRY,
         result_ttl=0,
         failure_ttl=FAILURE_TTL,
@@ -141,9 +170,15 @@ def _billing(connection: redis.Redis, func: str, job_id: str, *args: Any, **opti
     )
 
 
-def enqueue_sync(connection: redis.Redis, agency_id: str) -> bool:
-    """One sync job per agency (coalescing): it converges to the newest purchased seats."""
-    return _billing(connection, SYNC_JOB, f"billing-sync-{rq_safe(agency_id)}", agency_id)
+def enqueue_sync(connection: redis.Redis, agency_id: str, *, fresh: bool = True) -> bool:
+    """One sync job per agency (coalescing): it converges to the newest purchased seats.
+
+    A `fresh` change moves a sync waiting out a retry's backoff forward (a new seat must
+    not wait minutes behind an old Stripe hiccup); the periodic sweep is not fresh, so
+    it leaves the backoff alone while Stripe is failing.
+    """
+    job_id = f"billing-sync-{rq_safe(agency_id)}"
+    return _billing(connection, SYNC_JOB, job_id, agency_id, hurry=fresh)
 
 
 def enqueue_sync_at(connection: redis.Redis, agency_id: str, when: datetime) -> None:

@@ -59,8 +59,10 @@ class Runtime:
     redis: redis.Redis
     dispatcher: Dispatcher = field(default_factory=NullDispatcher)
 
-    def transaction(self, work: Callable[[Session], T]) -> T:
-        """Run `work` in one transaction, then hand its outbox rows to the dispatcher."""
+    def transaction(self, work: Callable[[Session], T], patience: float = 0.0) -> T:
+        """Run `work` in one transaction, then hand its outbox rows to the dispatcher.
+
+        `patience`: see `Database.run` (retry a lost connection; repeatable work only)."""
         touched: list[OutboxTouched | None] = []
 
         def unit(session: Session) -> T:
@@ -68,7 +70,9 @@ class Runtime:
             touched.append(session.info.pop("outbox", None))
             return result
 
-        return self.db.run(unit, after_commit=lambda _result: self.after_commit(touched[-1]))
+        return self.db.run(
+            unit, after_commit=lambda _result: self.after_commit(touched[-1]), patience=patience
+        )
 
     def after_commit(self, touched: OutboxTouched | None) -> None:
         if touched is None:

@@ -103,7 +103,7 @@ def requeue_pending_syncs(older_than_seconds: int = 30) -> int:
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
     agency_ids = rt.transaction(lambda s: sync.pending_agency_ids(s, cutoff))
     for agency_id in agency_ids:
-        enqueue_sync(rt.redis, agency_id)
+        enqueue_sync(rt.redis, agency_id, fresh=False)  # a retry's backoff stays
     return len(agency_ids)
 
 

@@ -5,6 +5,10 @@ tick only delays it: the billing sweep re-enqueues outbox rows that did not
 reach Stripe (Redis was down at request time, a job was lost), the
 notification sweep does the same for emails, and once a day every agency with
 pending prorations gets one invoice.
+
+A Redis outage ends rq's cron loop; `workers.supervise` starts it again after a
+capped backoff (the same scheduler, so the intervals carry on), so the process
+never exits on its own.
 """
 
 from __future__ import annotations
@@ -27,10 +31,10 @@ from seatsvc.enqueue import (
 from seatsvc.observability import configure_logging, init_sentry
 from seatsvc.runtime import Runtime
 from workers import billing, context, notifier, reconcile, stripe_events, upgrades
+from workers.supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
-REQUEUE_SECONDS = 60
 DAILY_INVOICE_CRON = "0 6 * * *"  # 06:00 UTC: after the US day's changes, before its business day
 
 
@@ -47,25 +51,34 @@ class JsonCronJob(CronJob):
 
 
 class JsonCronScheduler(CronScheduler):
+    stop_requested = False
+
     def register(self, *args: Any, **kwargs: Any) -> CronJob:
         job = super().register(*args, **kwargs)
         job.__class__ = JsonCronJob
         return job
 
+    def _request_stop(self, signum: Any, frame: Any) -> None:
+        # Noted before rq raises StopRequested: its goodbye to Redis may then fail
+        # (Redis away, or restarted without us), and a stop must still be a stop.
+        self.stop_requested = True
+        super()._request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
 
 def build_scheduler(runtime: Runtime) -> JsonCronScheduler:
     scheduler = JsonCronScheduler(connection=runtime.redis, name="seatsvc-scheduler")
+    every = runtime.config.requeue_seconds
     scheduler.register(
         billing.requeue_pending_syncs,
         BILLING_QUEUE,
-        interval=REQUEUE_SECONDS,
+        interval=every,
         name="billing-requeue",
         result_ttl=600,
     )
     scheduler.register(
         notifier.requeue_due_notifications,
         NOTIFIER_QUEUE,
-        interval=REQUEUE_SECONDS,
+        interval=every,
         name="notification-requeue",
         result_ttl=600,
     )
@@ -79,7 +92,7 @@ def build_scheduler(runtime: Runtime) -> JsonCronScheduler:
     scheduler.register(
         stripe_events.requeue_unhandled_events,
         BILLING_QUEUE,
-        interval=REQUEUE_SECONDS,
+        interval=every,
         name="stripe-event-requeue",
         result_ttl=600,
     )
@@ -94,7 +107,7 @@ def build_scheduler(runtime: Runtime) -> JsonCronScheduler:
     scheduler.register(
         upgrades.requeue_ready_upgrades,
         BILLING_QUEUE,
-        interval=REQUEUE_SECONDS,
+        interval=every,
         name="upgrade-requeue",
         result_ttl=600,
     )
@@ -110,7 +123,17 @@ def main() -> None:
         raise SystemExit("REDIS_URL is not set: the scheduler needs the Redis the workers use")
     runtime = build_runtime(config)
     context.install(runtime)
-    build_scheduler(runtime).start()  # type: ignore[no-untyped-call]
+    scheduler = build_scheduler(runtime)
+
+    def once() -> bool:
+        try:
+            scheduler.start()  # type: ignore[no-untyped-call]
+        except Exception:
+            if not scheduler.stop_requested:
+                raise
+        return True  # start() returns only once a stop was asked for
+
+    Supervisor("rq cron scheduler").run(once)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,19 @@ Exactly once, and where it stops being exactly once:
   a job run twice, or a re-run from the dashboard after success: only one claim
   succeeds and the others return without sending.
 - The row is marked `sent` in a second transaction after the server accepted
-  the message. A worker that dies between the two (or whose database commit
-  fails) leaves the row `sending`; once the lease expires the sweep sends it
-  again. We choose at-least-once there over at-most-once (a lost invite locks a
-  clinician out), and the re-send carries the same `Message-ID` (derived from
-  the notification's dedupe key), so mail systems and clients can recognise it
-  as a duplicate. No SMTP transaction can be made atomic with a database commit.
+  the message. That write is a conditional UPDATE, safe to repeat, so a dropped
+  database connection is retried with backoff for RECORD_PATIENCE seconds.
+  Before it, the acceptance is noted in Redis (`seatsvc.mail.sent_notes`, holding
+  the claim): a row left `sending` because the database stayed away
+  longer is marked `sent` by the job's next run (its RQ retry, or the sweep once
+  the lease expires) without a second send.
+- What is left: a worker that dies between the server's acceptance and the Redis
+  note, or Redis and the database both unreachable at that moment, leaves the row
+  `sending`, and after the lease the sweep sends it again. We choose at-least-once
+  there over at-most-once (a lost invite locks a clinician out), and the re-send
+  carries the same `Message-ID` (derived from the notification's dedupe key), so
+  mail systems and clients can recognise it as a duplicate. No SMTP transaction
+  can be made atomic with a database commit.
 - The lease (CLAIM_LEASE) is far longer than a job may run (`seatsvc.enqueue.NOTIFIER_JOB_TIMEOUT`,
   plus the SMTP timeouts inside it), so a live worker never loses its claim to another.
 """
@@ -24,6 +31,7 @@ Exactly once, and where it stops being exactly once:
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -33,7 +41,10 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from seatsvc.config import Config
+from seatsvc.db import DatabaseUnavailable
 from seatsvc.mail import compose as emails
+from seatsvc.mail import sent_notes
+from seatsvc.mail.sent_notes import SentNote
 from seatsvc.mail.smtp import Mailer, PermanentDeliveryError, TransientDeliveryError
 from seatsvc.models import Agency, Invite, Member, Notification, utcnow
 from seatsvc.redaction import redact
@@ -45,6 +56,9 @@ from seatsvc.types import MemberStatus, NotificationKind, NotificationStatus
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 20  # claims of one row, across RQ retries and sweeps, before giving up
+# How long the bookkeeping after a send keeps retrying a lost database connection
+# (well inside the job's timeout, `seatsvc.enqueue.NOTIFIER_JOB_TIMEOUT`).
+RECORD_PATIENCE = 45.0
 ADMIN_KINDS = frozenset(NotificationKind) - {NotificationKind.INVITE}
 
 
@@ -62,11 +76,14 @@ class Outgoing:
     message: EmailMessage
     sender: str
     recipients: list[str]
+    dedupe_key: str  # names the row across databases (ids repeat after a restore)
 
 
 def deliver(runtime: Runtime, notification_id: int) -> str:
     """Claim, compose, send, record. Returns what happened, for the job's result."""
     config = runtime.config
+    if _recorded_late(runtime, notification_id):
+        return "sent (recorded after the database came back)"
     claimed = runtime.transaction(
         lambda s: _claim_and_compose(s, config, notification_id, utcnow())
     )
@@ -99,10 +116,15 @@ def deliver(runtime: Runtime, notification_id: int) -> str:
         # retry can claim it at once instead of waiting out the lease.
         _record(runtime, claimed, NotificationStatus.PENDING, "interrupted while sending")
         raise
+    _note_sent(runtime, claimed)
     note = None
     if delivery.refused:
         note = f"{delivery.refused} of {delivery.recipients} recipients refused: {delivery.refusal}"
-    _record(runtime, claimed, NotificationStatus.SENT, note)
+    try:
+        _record(runtime, claimed, NotificationStatus.SENT, note)
+    except DatabaseUnavailable:
+        _note_sent(runtime, claimed, gave_up=True)
+        raise  # RQ retries the job; its next run records the send without sending
     log.info(
         "notification %s (%s) sent to %d recipient(s)",
         notification_id,
@@ -171,7 +193,13 @@ def compose(session: Session, config: Config, row: Notification, now: datetime) 
         kind=kind,
     )
     return Outgoing(
-        row.id, row.attempts, kind, message, emails.sender_address(config.mail_from), recipients
+        row.id,
+        row.attempts,
+        kind,
+        message,
+        emails.sender_address(config.mail_from),
+        recipients,
+        row.dedupe_key,
     )
 
 
@@ -306,10 +334,50 @@ def _finish(row: Notification, status: NotificationStatus, note: str | None) -> 
         row.sent_at = utcnow()
 
 
+def _note_sent(runtime: Runtime, claimed: Outgoing, gave_up: bool = False) -> None:
+    """The server accepted it: say so outside the database, in case its write is lost.
+    `gave_up`: the sender stopped retrying that write, the next run may record it."""
+    note = SentNote(claimed.claim, 0.0 if gave_up else time.time(), claimed.dedupe_key)
+    sent_notes.remember(runtime.redis, claimed.notification_id, note)
+
+
+def _recorded_late(runtime: Runtime, notification_id: int) -> bool:
+    """A send whose `sent` write was lost: mark it now, and never send it again.
+
+    Only once its sender has given up retrying that write (it said so, or
+    RECORD_PATIENCE has passed since the send): until then the row is the live
+    sender's to record."""
+    note = sent_notes.recall(runtime.redis, notification_id, older_than=RECORD_PATIENCE)
+    if note is None:
+        return False  # (Redis away: the claim still stops a second send during the lease)
+
+    def work(session: Session) -> int:
+        result = session.execute(
+            update(Notification)
+            .where(
+                Notification.id == notification_id,
+                Notification.dedupe_key == note.dedupe_key,
+                Notification.status == NotificationStatus.SENDING,
+                Notification.attempts == note.claim,
+            )
+            .values(status=NotificationStatus.SENT, claimed_at=None, sent_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    if runtime.transaction(work, patience=RECORD_PATIENCE) != 1:
+        return False  # already recorded (or a newer claim): the usual path decides
+    log.warning("notification %s: sent earlier, recorded as sent only now", notification_id)
+    return True
+
+
 def _record(
     runtime: Runtime, claimed: Outgoing, status: NotificationStatus, note: str | None
 ) -> None:
-    """Close our claim. A claim someone else took over (lease expired) is left alone."""
+    """Close our claim. A claim someone else took over (lease expired) is left alone.
+
+    Repeatable (conditional on our claim), so a lost connection is retried; a commit
+    that went through but whose answer was lost shows as the row already `status`."""
 
     def work(session: Session) -> int:
         values: dict[str, Any] = {
@@ -331,9 +399,19 @@ def _record(
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
-    if runtime.transaction(work) != 1:
+    if runtime.transaction(work, patience=RECORD_PATIENCE) != 1 and not _has_status(
+        runtime, claimed, status
+    ):
         log.warning(
             "notification %s: our claim expired before we could record %s",
             claimed.notification_id,
             status,
         )
+
+
+def _has_status(runtime: Runtime, claimed: Outgoing, status: NotificationStatus) -> bool:
+    def work(session: Session) -> bool:
+        row = session.get(Notification, claimed.notification_id)
+        return row is not None and row.status == status and row.attempts == claimed.claim
+
+    return runtime.transaction(work, patience=RECORD_PATIENCE)

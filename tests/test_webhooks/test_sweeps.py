@@ -23,7 +23,7 @@ def test_the_scheduler_runs_the_reconcile_and_the_event_sweep(runtime: Runtime) 
     assert sweep.job_options["job_timeout"] == enqueue.RECONCILE_JOB_TIMEOUT
     lost = jobs["stripe-event-requeue"]
     assert (lost.func, lost.queue_name, lost.interval) == (
-        stripe_events.requeue_unhandled_events, "billing", scheduler.REQUEUE_SECONDS
+        stripe_events.requeue_unhandled_events, "billing", runtime.config.requeue_seconds
     )  # fmt: skip
 
 

@@ -56,11 +56,17 @@ limit_request_field_size = 8190
 
 worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS", "32"))
+# A process accepts no more connections than its threads can serve at once: one whose
+# threads are all held by slow clients stops accepting, and the others answer instead
+# (gunicorn's default, 1000, let one process queue fast requests behind slow ones).
+worker_connections = threads
 # Seconds without a heartbeat before the master restarts a worker; a gthread
 # worker beats from its main loop, so only a wedged process trips it.
 timeout = 30
 graceful_timeout = 20  # a deploy waits this long for requests in flight
-keepalive = 5  # idle keep-alive connections close after this (behind nginx: above its own)
+# No keep-alive: a kept connection would count against `worker_connections` with no thread
+# serving it. Each response closes its connection (the proxy in front keeps the clients').
+keepalive = 0
 
 
 def on_starting(server: Any) -> None:

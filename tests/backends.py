@@ -29,6 +29,13 @@ POSTGRES_ADMIN_URL = os.environ.get(
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
+def service_redis_url() -> str:
+    """REDIS_URL for a web or worker process a test starts: the suite's Redis, or (a fresh
+    machine with none) an address named as production must but never reached: requests
+    still succeed, the outbox keeps the work."""
+    return TEST_REDIS_URL if redis_reachable() is None else "redis://127.0.0.1:1/0"
+
+
 def postgres_reachable() -> str | None:
     """None if PostgreSQL answers, else why not."""
     try:

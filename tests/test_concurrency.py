@@ -38,7 +38,7 @@ def server(
     database: backends.TestDatabase, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     """gunicorn on this backend's test database, shared by the module's tests."""
-    redis_url = backends.TEST_REDIS_URL if backends.redis_reachable() is None else ""
+    redis_url = backends.service_redis_url()
     env = {
         "DATABASE_URL": database.url,
         "SEATSVC_API_TOKENS": API_TOKEN,

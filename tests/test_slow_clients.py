@@ -63,7 +63,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     env = {
         **os.environ,
         "DATABASE_URL": database.url,
-        "REDIS_URL": backends.TEST_REDIS_URL if backends.redis_reachable() is None else "",
+        "REDIS_URL": backends.service_redis_url(),
         "SEATSVC_API_TOKENS": API_TOKEN,
         "SEATSVC_SECRET_KEY": SECRET_KEY,
         "PROMETHEUS_MULTIPROC_DIR": str(directory / "metrics"),

@@ -24,6 +24,7 @@ from seatsvc.app import create_app
 from seatsvc.billing.gateway import StripeGateway, StripePermanent, StripeTransient
 from seatsvc.models import BillingOutbox, Notification, utcnow
 from seatsvc.runtime import Runtime
+from tests import backends
 from tests.conftest import API_TOKEN, SECRET_KEY
 from tests.helpers import Api
 from tests.live_server import free_port
@@ -230,7 +231,7 @@ def test_gunicorn_workers_share_their_counters(tmp_path: Path, runtime: Runtime)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SEATSVC_", "PROMETHEUS"))},
         "DATABASE_URL": runtime.config.database_url,
-        "REDIS_URL": runtime.config.redis_url or "",
+        "REDIS_URL": runtime.config.redis_url or backends.service_redis_url(),
         "SEATSVC_API_TOKENS": API_TOKEN,
         "SEATSVC_SECRET_KEY": SECRET_KEY,
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),

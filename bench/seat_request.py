@@ -11,6 +11,7 @@ a timing. Run from the repository root: `.venv/bin/python bench/seat_request.py`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import secrets
@@ -33,6 +34,7 @@ import psycopg  # noqa: E402
 import requests  # noqa: E402
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 
+from bench.stripe_economy import throwaway_redis  # noqa: E402
 from seatsvc.migrate import upgrade  # noqa: E402
 from seatsvc.models import Member  # noqa: E402
 from tests.live_server import LiveServer, start_gunicorn  # noqa: E402
@@ -334,7 +336,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--redis-url",
         default=os.environ.get("BENCH_REDIS_URL", ""),
-        help="Redis for the after-commit enqueue (default: each worker's embedded fake Redis)",
+        help="Redis for the after-commit enqueue (default: a private redis-server on a free "
+        "port, or fakeredis over TCP where there is no redis-server)",
     )
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
     return parser.parse_args(argv)
@@ -342,6 +345,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    with contextlib.ExitStack() as stack:
+        if not args.redis_url:  # the service needs a Redis; a throwaway one of our own
+            args.redis_url = stack.enter_context(throwaway_redis())
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     name, url = create_database()
     server: LiveServer | None = None
     try:

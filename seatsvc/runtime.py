@@ -77,7 +77,11 @@ class Runtime:
     def after_commit(self, touched: OutboxTouched | None) -> None:
         if touched is None:
             return
+        # The rows are committed either way: the requeue jobs enqueue what is not sent now.
         try:
             self.dispatcher.dispatch(touched)
-        except Exception:  # Redis down: the rows are committed; the requeue jobs enqueue them
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            # Redis away is an expected state, not a bug: one line, no traceback per request.
+            log.warning("Redis unreachable (%s): outbox work left to the requeue jobs", error)
+        except Exception:
             log.warning("could not enqueue outbox work; the requeue jobs will", exc_info=True)

@@ -12,6 +12,7 @@ from werkzeug.test import TestResponse
 
 from seatsvc.app import create_app
 from seatsvc.config import Config
+from tests import backends
 from tests.helpers import Api, snapshot
 
 pytestmark = pytest.mark.usefixtures("runtime")
@@ -305,7 +306,7 @@ def test_a_json_body_that_is_not_an_object_is_a_validation_error(api: Api) -> No
 
 def test_database_unreachable_is_503_never_500(config: Config) -> None:
     down = config.with_overrides(database_url="postgresql+psycopg://postgres@127.0.0.1:9/nowhere")
-    client = create_app(down).test_client()
+    client = create_app(runtime=backends.build_runtime(down)).test_client()
     headers = {"Authorization": "Bearer test-token-0123456789"}
     assert_error(client.get("/v1/agencies/clinic", headers=headers), 503, "unavailable")
     assert_error(

@@ -11,9 +11,8 @@ already applied to the agency is ignored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from seatsvc.billing import invoices, reconcile
 from seatsvc.billing.gateway import StripeGateway
@@ -21,6 +20,7 @@ from seatsvc.metrics import WEBHOOK_EVENTS
 from seatsvc.runtime import Runtime
 from seatsvc.types import StripeEventStatus
 from webhooks import events, payment_handlers
+from webhooks.stripe_objects import customer_id, invoice_subscription_id, text_or_none
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def handle_event(rt: Runtime, gateway: StripeGateway, event_id: str, force: bool
 def _subscription_event(rt: Runtime, gateway: StripeGateway, info: events.EventInfo) -> Outcome:
     obj = info.object
     agency_id = rt.transaction(
-        lambda s: reconcile.find_agency_id(s, _str(obj.get("id")), _customer(obj))
+        lambda s: reconcile.find_agency_id(s, text_or_none(obj.get("id")), customer_id(obj))
     )
     if agency_id is None:
         return Outcome(StripeEventStatus.IGNORED, None, "unknown customer and subscription")
@@ -74,7 +74,7 @@ def _subscription_event(rt: Runtime, gateway: StripeGateway, info: events.EventI
 def _invoice_event(rt: Runtime, gateway: StripeGateway, info: events.EventInfo) -> Outcome:
     obj = info.object
     agency_id = rt.transaction(
-        lambda s: reconcile.find_agency_id(s, _invoice_subscription(obj), _customer(obj))
+        lambda s: reconcile.find_agency_id(s, invoice_subscription_id(obj), customer_id(obj))
     )
     if agency_id is None:
         return Outcome(StripeEventStatus.IGNORED, None, "unknown customer and subscription")
@@ -108,23 +108,3 @@ HANDLERS.update(
     {kind: _payment_handler(handler) for kind, handler in payment_handlers.HANDLERS.items()}
 )
 HANDLED_TYPES = frozenset(HANDLERS)
-
-
-def _str(value: Any) -> str | None:
-    return str(value) if value else None
-
-
-def _customer(obj: Mapping[str, Any]) -> str | None:
-    customer = obj.get("customer")
-    if isinstance(customer, Mapping):
-        return _str(customer.get("id"))
-    return _str(customer)
-
-
-def _invoice_subscription(obj: Mapping[str, Any]) -> str | None:
-    """`parent.subscription_details.subscription` (API 2025+), else the older `subscription`."""
-    parent = obj.get("parent") or {}
-    details = parent.get("subscription_details") if isinstance(parent, Mapping) else None
-    if isinstance(details, Mapping) and details.get("subscription"):
-        return _str(details["subscription"])
-    return _str(obj.get("subscription"))

@@ -6,8 +6,7 @@ payload: the Checkout Session (with its SetupIntent's card) or the subscription.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from seatsvc.billing import reconcile, upgrade_flow
 from seatsvc.billing.gateway import StripeGateway
@@ -16,6 +15,7 @@ from seatsvc.runtime import Runtime
 from seatsvc.services import upgrades
 from seatsvc.types import StripeEventStatus
 from webhooks import events
+from webhooks.stripe_objects import customer_id, text_or_none
 
 # (status, agency id, note): `webhooks.handlers` turns it into its Outcome.
 Result = tuple[StripeEventStatus, str | None, str]
@@ -26,7 +26,7 @@ def checkout_completed(rt: Runtime, gateway: StripeGateway, info: events.EventIn
     obj = info.object
     if obj.get("mode") != "setup":
         return StripeEventStatus.IGNORED, None, "not a setup-mode session"
-    agency_id = rt.transaction(lambda s: reconcile.find_agency_id(s, None, _customer(obj)))
+    agency_id = rt.transaction(lambda s: reconcile.find_agency_id(s, None, customer_id(obj)))
     if agency_id is None:
         return StripeEventStatus.IGNORED, None, "unknown customer"
     payments = PaymentsGateway(gateway)
@@ -37,7 +37,7 @@ def checkout_completed(rt: Runtime, gateway: StripeGateway, info: events.EventIn
 
 def checkout_expired(rt: Runtime, gateway: StripeGateway, info: events.EventInfo) -> Result:
     obj = info.object
-    agency_id = rt.transaction(lambda s: reconcile.find_agency_id(s, None, _customer(obj)))
+    agency_id = rt.transaction(lambda s: reconcile.find_agency_id(s, None, customer_id(obj)))
     if agency_id is None:
         return StripeEventStatus.IGNORED, None, "unknown customer"
     session = PaymentsGateway(gateway).retrieve_setup(str(obj["id"]))  # still expired?
@@ -51,7 +51,7 @@ def checkout_expired(rt: Runtime, gateway: StripeGateway, info: events.EventInfo
 def trial_will_end(rt: Runtime, gateway: StripeGateway, info: events.EventInfo) -> Result:
     obj = info.object
     agency_id = rt.transaction(
-        lambda s: reconcile.find_agency_id(s, _str(obj.get("id")), _customer(obj))
+        lambda s: reconcile.find_agency_id(s, text_or_none(obj.get("id")), customer_id(obj))
     )
     if agency_id is None:
         return StripeEventStatus.IGNORED, None, "unknown customer and subscription"
@@ -61,7 +61,7 @@ def trial_will_end(rt: Runtime, gateway: StripeGateway, info: events.EventInfo) 
 
 def customer_updated(rt: Runtime, gateway: StripeGateway, info: events.EventInfo) -> Result:
     agency_id = rt.transaction(
-        lambda s: reconcile.find_agency_id(s, None, _str(info.object.get("id")))
+        lambda s: reconcile.find_agency_id(s, None, text_or_none(info.object.get("id")))
     )
     if agency_id is None:
         return StripeEventStatus.IGNORED, None, "unknown customer"
@@ -77,14 +77,3 @@ HANDLERS: dict[str, PaymentHandler] = {
 }
 # Subscription status changes that the generic subscription handler heals.
 SUBSCRIPTION_TYPES = ("customer.subscription.paused", "customer.subscription.resumed")
-
-
-def _str(value: Any) -> str | None:
-    return str(value) if value else None
-
-
-def _customer(obj: Mapping[str, Any]) -> str | None:
-    customer = obj.get("customer")
-    if isinstance(customer, Mapping):
-        return _str(customer.get("id"))
-    return _str(customer)

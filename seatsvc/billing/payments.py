@@ -173,20 +173,8 @@ class PaymentsGateway:
         """One update: the purchased seats, `trial_end=now`; Stripe invoices the first
         period and charges it at once. A decline leaves the subscription `past_due`
         (`allow_incomplete`), the seats stay: the invoice's failure is what we report."""
-        params: dict[str, Any] = {
-            "items": self._items(item_ids, quantities),
-            "trial_end": "now",
-            "proration_behavior": "none",  # nothing was billed in the trial
-            "expand": ["latest_invoice"],
-        }
-        subscription = self._call(
-            lambda: self.client.v1.subscriptions.update(
-                subscription_id,
-                params,  # type: ignore[arg-type]
-                {"idempotency_key": key},
-            )
-        )
-        return self._charge(subscription)
+        # Nothing was billed in the trial: no prorations, the first period is the invoice.
+        return self.set_items(subscription_id, item_ids, quantities, "none", key, trial_end="now")
 
     def set_items(
         self,
@@ -195,11 +183,14 @@ class PaymentsGateway:
         quantities: Mapping[str, int],
         proration_behavior: str,
         key: str,
+        **extra: Any,
     ) -> UpgradeCharge:
+        """Every item to its absolute quantity in one update (plus `extra` parameters)."""
         params: dict[str, Any] = {
             "items": self._items(item_ids, quantities),
             "proration_behavior": proration_behavior,
             "expand": ["latest_invoice"],
+            **extra,
         }
         subscription = self._call(
             lambda: self.client.v1.subscriptions.update(
